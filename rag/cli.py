@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rag.settings import Settings
 
@@ -40,6 +41,107 @@ def cmd_model_path(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bulletins(paths: Sequence[str], settings: Settings):
+    from rag.load import BulletinError, load_bulletins
+
+    targets = [Path(p) for p in paths] or [settings.corpus_path]
+    try:
+        return load_bulletins(targets, settings.root)
+    except BulletinError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _build(bulletins, embedder, settings: Settings):
+    from rag.index import IndexUnusable, build_index
+
+    try:
+        return build_index(bulletins, embedder, settings, show_progress=sys.stderr.isatty())
+    except IndexUnusable as exc:
+        raise UserError(str(exc)) from exc
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.embed import load_embedder
+
+    bulletins = _bulletins(args.paths, settings)  # refuse bad input before anything is written
+    report = _build(bulletins, load_embedder(settings, show_progress=True), settings)
+    print(
+        f"indexed {report.files} files, {report.articles} articles, {report.passages} passages "
+        f"({report.embedded} embedded, {report.passages - report.embedded} reused) "
+        f"in {report.seconds:.1f} s -> {report.path}"
+    )
+    return 0
+
+
+def open_retriever(settings: Settings, *, build_if_missing: bool):
+    """The model and the index, loaded once; builds the index from the corpus when asked."""
+    from rag.embed import load_embedder
+    from rag.index import IndexUnusable, load_index
+    from rag.retrieve import Retriever
+
+    embedder = load_embedder(settings, show_progress=True)
+    if build_if_missing and not (settings.index_path / "current" / "manifest.json").is_file():
+        print(f"no index yet; building it from {settings.corpus_path}", file=sys.stderr)
+        _build(_bulletins([], settings), embedder, settings)
+    try:
+        index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    except IndexUnusable as exc:
+        raise UserError(str(exc)) from exc
+    return Retriever(
+        embedder,
+        index,
+        mode=settings.search_mode,
+        dense_weight=settings.dense_weight,
+        lexical_tokenizer=settings.lexical_tokenizer,
+    )
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from rag.retrieve import QueryError, citation_line, hit_json
+
+    retriever = open_retriever(settings, build_if_missing=True)
+    try:
+        hits = retriever.search(args.question, k=args.k, mode=args.mode)
+    except QueryError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:
+        body = {"query": args.question, "results": [hit_json(h) for h in hits]}
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+        return 0
+    for hit in hits:
+        print(f"{hit.rank}. [{hit.score:.3f}] {citation_line(hit.passage)}")
+        print(f"   {hit.passage.text}")
+        spans = ", ".join(f"{s.start}-{s.end}" for s in hit.passage.spans)
+        print(f"   {hit.passage.source} @ {spans}\n")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.structure import parse_bulletin
+
+    for bulletin in _bulletins(args.paths, settings):
+        parsed = parse_bulletin(bulletin)
+        b = bulletin
+        print(f"{b.source}  [{b.doc_id}] {b.title} ({b.language}, {b.date})")
+        for a in parsed.articles:
+            print(
+                f"  article {a.number}: {a.headline}  | {a.byline or '-'} | {a.region} | {a.date}"
+            )
+            section = None
+            for p in a.paragraphs:
+                if p.section != section:
+                    section = p.section
+                    print(f"    section: {section or '(lead)'}")
+                joined = f"  (joined from {len(p.spans)} blocks)" if len(p.spans) > 1 else ""
+                print(f"      ¶{p.number} {p.text[:30]}…{joined}")
+        for r in parsed.repairs:
+            where = ", ".join(f"{s.start}-{s.end}" for s in r.spans)
+            print(f"  {r.kind} (article {r.article}) at {where}: {r.note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag",
@@ -56,6 +158,25 @@ def build_parser() -> argparse.ArgumentParser:
     model_sub.add_parser(
         "path", help="print the model folder, building it if missing"
     ).set_defaults(func=cmd_model_path)
+
+    index = sub.add_parser("index", help="index bulletins (default: the corpus folder)")
+    index.add_argument("paths", nargs="*", help="bulletin files or folders (.txt, .md)")
+    index.set_defaults(func=cmd_index)
+
+    ask = sub.add_parser("ask", help="ask a question; prints ranked, cited passages")
+    ask.add_argument("question")
+    ask.add_argument(
+        "-k", type=int, default=5, choices=range(1, 51), metavar="N", help="results (1-50)"
+    )
+    ask.add_argument("--json", action="store_true", help="print the HTTP API's JSON shape")
+    ask.add_argument(
+        "--mode", choices=("dense", "lexical", "hybrid"), help="default: RAG_SEARCH_MODE (hybrid)"
+    )
+    ask.set_defaults(func=cmd_ask)
+
+    inspect = sub.add_parser("inspect", help="show what the bulletins were parsed into")
+    inspect.add_argument("paths", nargs="*", help="bulletin files or folders (default: the corpus)")
+    inspect.set_defaults(func=cmd_inspect)
     return parser
 
 

@@ -37,8 +37,14 @@ class Settings(BaseSettings):
 
     # --- chunking ---
     tiktoken_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
+    # 256 won the eval (see eval/README.md) over 64, 128 and 480.
     chunk_tokens: int = Field(256, ge=16, le=480, description="token budget of one chunk")
     embed_context: bool = Field(True, description="embed each chunk with its headline and section")
+
+    # --- retrieval (defaults chosen on the eval; see eval/README.md) ---
+    search_mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="hybrid: share of the dense leg")
+    lexical_tokenizer: Literal["bigram", "jieba"] = "bigram"
 
     # --- index ---
     index_kind: Literal["auto", "flat", "hnsw"] = "auto"

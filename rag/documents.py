@@ -1,0 +1,88 @@
+"""The records that pass between pipeline stages. Offsets are Unicode code points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open range [start, end) of code points in a bulletin's source text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Bulletin:
+    """One bulletin file as loaded: its text and what its sidecar says about it."""
+
+    doc_id: str
+    source: str  # path relative to the project root (or as given, when outside it)
+    text: str
+    title: str
+    language: str
+    date: str  # ISO date or month, or "unknown"
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A repaired paragraph: one or more source spans read in order."""
+
+    number: int  # 1-based within its article, in reading order after repair
+    section: str
+    spans: tuple[Span, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Article:
+    number: int  # 1-based within the bulletin
+    headline: str
+    headline_span: Span
+    byline: str
+    region: str
+    date: str
+    paragraphs: tuple[Paragraph, ...]
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What the parser did to the extracted text, for `rag inspect` and the tests."""
+
+    kind: str  # "join" or "drop_pull_quote"
+    article: int
+    spans: tuple[Span, ...]  # join: the two joined blocks; drop: the dropped block
+    note: str
+
+
+@dataclass(frozen=True)
+class ParsedBulletin:
+    bulletin: Bulletin
+    articles: tuple[Article, ...]
+    repairs: tuple[Repair, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The unit of retrieval: part of one paragraph, with everything needed to cite it."""
+
+    passage_id: str
+    doc_id: str
+    source: str
+    article: int
+    headline: str
+    section: str
+    paragraph: int
+    region: str
+    date: str
+    spans: tuple[Span, ...]
+    text: str
+
+    def embedding_text(self, with_context: bool) -> str:
+        """What the model embeds: the passage, optionally led by its headline and section."""
+        if not with_context:
+            return self.text
+        context = " · ".join(part for part in (self.headline, self.section) if part)
+        return f"{context}\n{self.text}" if context else self.text

@@ -1,0 +1,275 @@
+"""The index on disk: passages with provenance, their vectors, a FAISS index and a manifest.
+
+Layout: `<index_dir>/current` is a symlink to `<index_dir>/builds/<id>/`. A build writes a new
+folder and then swaps the symlink with one atomic rename, so an interrupted build leaves the
+previous index in place and readers never see a half-written one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunk import chunk_bulletin, split_sentences
+from rag.documents import Bulletin, ParsedBulletin, Passage, Span
+from rag.embed import Embedder
+from rag.settings import Settings
+from rag.structure import parse_bulletin
+from rag.tokens import count_tokens, get_encoding
+
+FORMAT = 2
+# Bumped whenever parsing or chunking changes what passages a bulletin yields.
+PARSER_VERSION = 1
+KEEP_BUILDS = 2
+
+
+class IndexUnusable(RuntimeError):
+    """The index is missing or does not fit the running settings; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    files: int
+    articles: int
+    passages: int
+    embedded: int  # passages whose vectors had to be computed (the rest were reused)
+    sentences_embedded: int
+    seconds: float
+    path: Path
+
+
+@dataclass
+class LoadedIndex:
+    """An index in memory: passages, their vectors, the FAISS index and the manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+    passages: list[Passage]
+    vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    sentences: np.ndarray  # rows of (passage index, start, end) into the passage's text
+    faiss_index: Any
+    bulletin_texts: dict[str, str]
+
+
+def chunker_settings(settings: Settings) -> dict[str, Any]:
+    return {
+        "tiktoken_encoding": settings.tiktoken_encoding,
+        "chunk_tokens": settings.chunk_tokens,
+        "embed_context": settings.embed_context,
+        "parser_version": PARSER_VERSION,
+    }
+
+
+def passages_of(
+    bulletins: list[Bulletin], settings: Settings
+) -> tuple[list[ParsedBulletin], list[Passage]]:
+    """Parse and chunk bulletins with the configured tokenizer and budget."""
+    encoding = get_encoding(settings.tiktoken_encoding, settings.cache_dir)
+    parsed = [parse_bulletin(b) for b in bulletins]
+    passages = [
+        p
+        for pb in parsed
+        for p in chunk_bulletin(pb, lambda t: count_tokens(t, encoding), settings.chunk_tokens)
+    ]
+    return parsed, passages
+
+
+def _embed_key(model_id: str, text: str) -> str:
+    return hashlib.sha256(f"{model_id}\n{text}".encode()).hexdigest()
+
+
+def build_index(
+    bulletins: list[Bulletin],
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    show_progress: bool = False,
+) -> BuildReport:
+    """Parse, chunk, embed (reusing vectors of unchanged passages) and write a new build."""
+    import faiss
+
+    started = time.perf_counter()
+    parsed, passages = passages_of(bulletins, settings)
+    if not passages:
+        raise IndexUnusable("the bulletins hold no text to index")
+    # Each sentence is embedded too: a question is often answered by one sentence that a
+    # whole-passage vector dilutes, and the best sentence is what the reader is shown.
+    sentences = [(i, a, b) for i, p in enumerate(passages) for a, b in split_sentences(p.text)]
+    texts = [p.embedding_text(settings.embed_context) for p in passages] + [
+        passages[i].text[a:b] for i, a, b in sentences
+    ]
+    keys = [_embed_key(embedder.model_id, t) for t in texts]
+
+    previous = _previous_vectors(settings.index_path, embedder)
+    missing = [i for i, k in enumerate(keys) if k not in previous]
+    fresh = embedder.encode_passages([texts[i] for i in missing], show_progress=show_progress)
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    fresh_by_index = dict(zip(missing, fresh, strict=True))
+    for i, key in enumerate(keys):
+        vectors[i] = fresh_by_index[i] if i in fresh_by_index else previous[key]
+
+    kind = _index_kind(settings, len(passages))
+    faiss_index: faiss.Index
+    if kind == "hnsw":
+        faiss_index = faiss.IndexHNSWFlat(embedder.dim, 32, faiss.METRIC_INNER_PRODUCT)
+    else:
+        faiss_index = faiss.IndexFlatIP(embedder.dim)
+    faiss_index.add(vectors[: len(passages)])
+
+    manifest = {
+        "format": FORMAT,
+        "package_version": version("bulletin-rag"),
+        "model_id": embedder.model_id,
+        "dim": embedder.dim,
+        "chunker": chunker_settings(settings),
+        "index_kind": kind,
+        "files": {b.source: b.content_hash for b in bulletins},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "counts": {
+            "files": len(bulletins),
+            "articles": sum(len(pb.articles) for pb in parsed),
+            "passages": len(passages),
+        },
+    }
+    root = settings.index_path
+    builds = root / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    staging = builds / f".{build_id}.partial"
+    staging.mkdir()
+    try:
+        np.save(staging / "vectors.npy", vectors[: len(passages)])
+        np.save(staging / "sentence_vectors.npy", vectors[len(passages) :])
+        np.save(staging / "sentences.npy", np.array(sentences, dtype=np.int64).reshape(-1, 3))
+        (staging / "embed_keys.json").write_text(json.dumps(keys))
+        faiss.write_index(faiss_index, str(staging / "vectors.faiss"))
+        with (staging / "passages.jsonl").open("w", encoding="utf-8") as out:
+            for passage in passages:
+                out.write(json.dumps(dataclasses.asdict(passage), ensure_ascii=False) + "\n")
+        with (staging / "bulletins.json").open("w", encoding="utf-8") as out:
+            json.dump(
+                {
+                    b.doc_id: {"source": b.source, "title": b.title, "date": b.date, "text": b.text}
+                    for b in bulletins
+                },
+                out,
+                ensure_ascii=False,
+            )
+        # The manifest is written last: a build folder without one is never loaded.
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        final = builds / build_id
+        staging.rename(final)
+        _point_current_at(root, final)
+    except BaseException:
+        # Nothing points at an unfinished build yet, so removing it loses nothing.
+        shutil.rmtree(staging, ignore_errors=True)
+        if (root / "current").resolve() != (builds / build_id).resolve():
+            shutil.rmtree(builds / build_id, ignore_errors=True)
+        raise
+    _remove_old_builds(builds, keep=final)
+    return BuildReport(
+        files=len(bulletins),
+        articles=sum(len(pb.articles) for pb in parsed),
+        passages=len(passages),
+        embedded=sum(1 for i in missing if i < len(passages)),
+        sentences_embedded=sum(1 for i in missing if i >= len(passages)),
+        seconds=time.perf_counter() - started,
+        path=final,
+    )
+
+
+def _index_kind(settings: Settings, n: int) -> str:
+    if settings.index_kind != "auto":
+        return settings.index_kind
+    return "hnsw" if n > settings.hnsw_threshold else "flat"
+
+
+def _point_current_at(root: Path, build: Path) -> None:
+    link = root / "current"
+    tmp = root / f".current-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(build.relative_to(root))
+    os.replace(tmp, link)  # atomic: readers see the old build or the new one
+
+
+def _remove_old_builds(builds: Path, keep: Path) -> None:
+    done = sorted(
+        (p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+    )
+    for old in done[:-KEEP_BUILDS]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _previous_vectors(root: Path, embedder: Embedder) -> dict[str, np.ndarray]:
+    """Vectors of the current build keyed by what was embedded, when the model is the same."""
+    current = root / "current"
+    try:
+        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("model_id") != embedder.model_id or manifest.get("dim") != embedder.dim:
+            return {}
+        vectors = np.concatenate(
+            [np.load(current / "vectors.npy"), np.load(current / "sentence_vectors.npy")]
+        )
+        keys = json.loads((current / "embed_keys.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError):
+        return {}  # no usable previous build: embed everything
+    return dict(zip(keys, vectors, strict=False))
+
+
+def load_index(settings: Settings, *, model_id: str, dim: int) -> LoadedIndex:
+    """The current build, refused with a clear message when it does not fit the settings."""
+    import faiss
+
+    root = settings.index_path
+    current = root / "current"
+    manifest_path = current / "manifest.json"
+    if not manifest_path.is_file():
+        raise IndexUnusable(f"no index at {root}; build one with `rag index`")
+    path = current.resolve()
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    expected = {"model_id": model_id, "dim": dim, "chunker": chunker_settings(settings)}
+    found = {key: manifest.get(key) for key in expected}
+    if manifest.get("format") != FORMAT or found != expected:
+        differences = (
+            ", ".join(
+                f"{key}: index has {found[key]!r}, settings want {expected[key]!r}"
+                for key in expected
+                if found[key] != expected[key]
+            )
+            or f"index format {manifest.get('format')} (this version reads {FORMAT})"
+        )
+        raise IndexUnusable(
+            f"the index at {root} does not match the running settings ({differences}); "
+            "rebuild it with `rag index`"
+        )
+    passages = []
+    with (path / "passages.jsonl").open(encoding="utf-8") as rows:
+        for line in rows:
+            row = json.loads(line)
+            row["spans"] = tuple(Span(**s) for s in row["spans"])
+            passages.append(Passage(**row))
+    bulletins = json.loads((path / "bulletins.json").read_text(encoding="utf-8"))
+    return LoadedIndex(
+        path=path,
+        manifest=manifest,
+        passages=passages,
+        vectors=np.load(path / "vectors.npy"),
+        sentence_vectors=np.load(path / "sentence_vectors.npy"),
+        sentences=np.load(path / "sentences.npy"),
+        faiss_index=faiss.read_index(str(path / "vectors.faiss")),
+        bulletin_texts={doc_id: b["text"] for doc_id, b in bulletins.items()},
+    )

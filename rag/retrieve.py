@@ -1,0 +1,179 @@
+"""Answer a question with ranked, cited passages of the index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from rag.documents import Passage
+from rag.embed import Embedder
+from rag.index import LoadedIndex
+from rag.lexical import LexicalIndex, Tokenizer
+
+FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
+
+
+class QueryError(ValueError):
+    """A question or filter the retriever cannot use; the message says what was wrong."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict results by document, article number, region or date (ISO, inclusive)."""
+
+    doc_id: str | None = None
+    article: int | None = None
+    region: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def admits(self, p: Passage) -> bool:
+        if self.doc_id is not None and p.doc_id != self.doc_id:
+            return False
+        if self.article is not None and p.article != self.article:
+            return False
+        if self.region is not None and p.region != self.region:
+            return False
+        # Dates compare as ISO prefixes, so a month ("2024-01") admits its days. An unknown date
+        # never passes a date filter.
+        if self.date_from is not None and (
+            p.date == "unknown" or p.date[: len(self.date_from)] < self.date_from
+        ):
+            return False
+        return not (
+            self.date_to is not None
+            and (p.date == "unknown" or p.date[: len(self.date_to)] > self.date_to)
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    score: float
+    passage: Passage
+    # The sentence(s) that best answer the question: [start, end) offsets into passage.text.
+    highlights: tuple[tuple[int, int], ...] = ()
+
+
+Mode = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
+# How many dense candidates an approximate (HNSW) index returns for fusion.
+APPROX_CANDIDATES = 200
+
+
+def min_max(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Scale the admitted scores to [0, 1] so the two legs can be mixed."""
+    out = np.zeros_like(scores)
+    if not mask.any():
+        return out
+    lo, hi = scores[mask].min(), scores[mask].max()
+    if hi > lo:
+        out[mask] = (scores[mask] - lo) / (hi - lo)
+    return out
+
+
+class Retriever:
+    """The embedder, the loaded index and its lexical twin, held for the life of the process."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: LoadedIndex,
+        *,
+        mode: Mode = "hybrid",
+        dense_weight: float = 0.5,
+        lexical_tokenizer: Tokenizer = "bigram",
+    ) -> None:
+        self.embedder = embedder
+        self.index = index
+        self.mode = mode
+        self.dense_weight = dense_weight
+        self.lexical = LexicalIndex([p.text for p in index.passages], lexical_tokenizer)
+        self._doc_ids = {p.doc_id for p in index.passages}
+
+    def search(
+        self, query: str, k: int = 5, filters: Filters | None = None, mode: Mode | None = None
+    ) -> list[Hit]:
+        """The `k` passages that best answer the question, best first."""
+        query = query.strip()
+        if not query:
+            raise QueryError("the question is empty")
+        if filters and filters.doc_id is not None and filters.doc_id not in self._doc_ids:
+            raise QueryError(f"unknown doc_id {filters.doc_id!r}")
+        mode = mode or self.mode
+        passages = self.index.passages
+        mask = np.array([filters is None or filters.admits(p) for p in passages], dtype=bool)
+        if not mask.any():
+            return []
+        scores = np.zeros(len(passages), dtype=np.float32)
+        vector = self.embedder.encode_queries([query])
+        sentence_scores = self.index.sentence_vectors @ vector[0]
+        if mode in ("dense", "hybrid"):
+            dense = self._dense_scores(vector, sentence_scores)
+            scores += (self.dense_weight if mode == "hybrid" else 1.0) * (
+                min_max(dense, mask) if mode == "hybrid" else dense
+            )
+        if mode in ("lexical", "hybrid"):
+            lexical = self.lexical.scores(query)
+            scores += (1 - self.dense_weight if mode == "hybrid" else 1.0) * (
+                min_max(lexical, mask) if mode == "hybrid" else lexical
+            )
+        scores[~mask] = -np.inf
+        order = np.argsort(-scores, kind="stable")[: min(k, int(mask.sum()))]
+        return [
+            Hit(
+                rank=r + 1,
+                score=float(scores[i]),
+                passage=passages[i],
+                highlights=self._best_sentence(int(i), sentence_scores),
+            )
+            for r, i in enumerate(order)
+        ]
+
+    def _best_sentence(self, passage: int, sentence_scores: np.ndarray) -> tuple[tuple[int, int]]:
+        rows = np.flatnonzero(self.index.sentences[:, 0] == passage)
+        if not len(rows):
+            return ((0, len(self.index.passages[passage].text)),)
+        best = rows[np.argmax(sentence_scores[rows])]
+        _, start, end = self.index.sentences[best]
+        return ((int(start), int(end)),)
+
+    def _dense_scores(self, vector: np.ndarray, sentence_scores: np.ndarray) -> np.ndarray:
+        """Per passage, the better of its own cosine and its best sentence's cosine."""
+        n = len(self.index.passages)
+        exact = self.index.manifest.get("index_kind", "flat") == "flat"
+        found, ids = self.index.faiss_index.search(
+            vector, n if exact else min(n, APPROX_CANDIDATES)
+        )
+        scores = np.full(n, float(found[0][found[0] > -np.inf].min(initial=0.0)), dtype=np.float32)
+        valid = ids[0] >= 0
+        scores[ids[0][valid]] = found[0][valid]
+        np.maximum.at(scores, self.index.sentences[:, 0], sentence_scores)
+        return scores
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    """One result in the shape the CLI's --json and the HTTP API share."""
+    p = hit.passage
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 4),
+        "text": p.text,
+        "highlights": [{"start": a, "end": b} for a, b in hit.highlights],
+        "citation": {
+            "doc_id": p.doc_id,
+            "source": p.source,
+            "headline": p.headline,
+            "section": p.section,
+            "paragraph": p.paragraph,
+            "spans": [{"start": s.start, "end": s.end} for s in p.spans],
+        },
+    }
+
+
+def citation_line(p: Passage) -> str:
+    """headline · section · ¶n, as a reader sees it."""
+    parts = [p.headline or p.doc_id, p.section, f"¶{p.paragraph}"]
+    return " · ".join(part for part in parts if part)

@@ -1,0 +1,386 @@
+"""Parsing the real bulletin into articles, sections and paragraphs, and chunking it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rag.chunk import split_sentences
+from rag.documents import Bulletin, ParsedBulletin, Passage, Span
+from rag.index import passages_of
+from rag.load import load_bulletin
+from rag.settings import Settings
+from rag.structure import parse_bulletin
+from rag.tokens import count_tokens, get_encoding
+from tests.conftest import BULLETIN, REPO
+
+PAGE_TITLE = "2024年地方重点工作解读"
+HEADLINES = (
+    "重庆：以数字化推动工业经济提质增效",
+    "北京将建设具有全球影响力的商业航天创新发展高地",
+    "宁夏规上工业增加值十年来首次实现两位数增长",
+    "四川进一步加大发展光伏产业力度",
+)
+SECTIONS = (
+    "加快打造“33618”现代制造业集群体系",
+    "构建“产业大脑+未来工厂”核心场景",
+    "迭代优化产业空间布局“一张图”",
+)
+# (article, section or None, text before the cut, text after it)
+JOINS = (
+    (1, SECTIONS[0], "重点产业链高质量发展行", "动，一体推进稳链强链"),
+    (1, SECTIONS[0], "推动企业集聚、", "项目集合、产业集群、要素集约"),
+    (1, SECTIONS[1], "深化“一链一网一", "平台”部署，构建"),
+    (1, SECTIONS[1], "人工智能产业高质量发展行", "动，推动场景数字化"),
+    (1, SECTIONS[2], "积极承接争", "取大型成套装备"),
+    (1, SECTIONS[2], "促进区域协同。深入", "实施先进制造业发展“渝西跨越计划”"),
+    (2, "", "加快巨型星座组网", "运营，构建空间基础设施。"),
+    (3, "", "要坚持党对", "工业经济的绝对领导"),
+    (4, "", "光伏", "产业发展空间仍然巨大。"),
+)
+PULL_QUOTES = (
+    "实施未来产业和高成长性产业发展行动，细化明确全市新质生产力培育方向。",
+    "统筹推进数字产业补链成群，持续壮大数字经济核心产业规模，数字经济核心产业增加值增长5%。",
+    "积极承接东部地区、沿江地区产业转移，对接争取重大项目落地，推动区域产业协同走深走实。",
+)
+
+
+@pytest.fixture(scope="module")
+def bulletin() -> Bulletin:
+    return load_bulletin(BULLETIN, REPO)
+
+
+@pytest.fixture(scope="module")
+def parsed(bulletin: Bulletin) -> ParsedBulletin:
+    return parse_bulletin(bulletin)
+
+
+def _synthetic(text: str, date: str = "2024-03") -> Bulletin:
+    return Bulletin("synthetic", "synthetic.txt", text, "t", "zh", date, "0" * 64)
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _strip_ws(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+# --- the real bulletin -------------------------------------------------------------------------
+
+
+def test_articles_headlines_bylines_regions_dates(parsed):
+    articles = parsed.articles
+    assert [a.number for a in articles] == [1, 2, 3, 4]
+    assert [a.headline for a in articles] == list(HEADLINES)
+    assert [a.byline for a in articles] == [
+        "本报记者 吴丽琳",
+        "本报讯 记者齐旭报道",
+        "本报讯",
+        "本报讯",
+    ]
+    assert [a.region for a in articles] == ["重庆", "北京", "宁夏", "四川"]
+    assert [a.date for a in articles] == ["2024-01", "2024-01-24", "2024-01", "2024-01-22"]
+    assert [len(a.paragraphs) for a in articles] == [12, 8, 3, 3]
+
+
+def test_headline_spans_point_at_headlines(parsed):
+    text = parsed.bulletin.text
+    for article in parsed.articles:
+        span = article.headline_span
+        assert text[span.start : span.end] == article.headline
+
+
+def test_paragraph_text_is_its_source_spans(parsed):
+    text = parsed.bulletin.text
+    for article in parsed.articles:
+        assert [p.number for p in article.paragraphs] == list(range(1, len(article.paragraphs) + 1))
+        for p in article.paragraphs:
+            assert p.text == "".join(text[s.start : s.end] for s in p.spans)
+            assert p.text.strip() == p.text and "\n" not in p.text
+
+
+def test_chongqing_sections_in_reading_order(parsed):
+    chongqing = parsed.articles[0]
+    by_section: dict[str, list[str]] = {}
+    for p in chongqing.paragraphs:
+        by_section.setdefault(p.section, []).append(p.text)
+    assert list(by_section) == ["", *SECTIONS]
+    openings = {section: [t[:4] for t in texts] for section, texts in by_section.items()}
+    assert openings == {
+        "": ["记者从日"],
+        SECTIONS[0]: ["2023", "一是补齐", "二是健全", "三是落实"],
+        SECTIONS[1]: ["当前，以", "一方面，", "另一方面", "此外，推"],
+        SECTIONS[2]: ["自主可控", "首先，助", "其次，按"],
+    }
+    # The other articles have no sub-headings.
+    for article in parsed.articles[1:]:
+        assert {p.section for p in article.paragraphs} == {""}
+
+
+def test_text_after_the_column_break_returns_to_its_section(parsed):
+    paragraphs = parsed.articles[0].paragraphs
+    third = [p for p in paragraphs if p.text.startswith("三是落实闭环机制")]
+    besides = [p for p in paragraphs if p.text.startswith("此外，推动数字化治理")]
+    assert len(third) == 1 and third[0].section == SECTIONS[0]
+    assert len(besides) == 1 and besides[0].section == SECTIONS[1]
+
+
+@pytest.mark.parametrize(("article", "section", "left", "right"), JOINS)
+def test_cut_paragraph_is_joined(parsed, article, section, left, right):
+    joined = left + right
+    assert joined not in parsed.bulletin.text  # the source really is cut here
+    holders = [(a.number, p) for a in parsed.articles for p in a.paragraphs if joined in p.text]
+    assert len(holders) == 1, f"{joined!r} is in {len(holders)} paragraphs"
+    number, paragraph = holders[0]
+    assert number == article
+    assert paragraph.section == section
+    assert len(paragraph.spans) >= 2
+
+
+def test_repairs_are_the_nine_joins_and_three_pull_quotes(parsed):
+    text = parsed.bulletin.text
+    joins = [r for r in parsed.repairs if r.kind == "join"]
+    drops = [r for r in parsed.repairs if r.kind == "drop_pull_quote"]
+    assert len(joins) == len(JOINS)
+    assert len(drops) == len(PULL_QUOTES)
+    assert len(parsed.repairs) == len(JOINS) + len(PULL_QUOTES)
+    found = set()
+    for r in joins:
+        first, second = r.spans
+        found.add((r.article, text[first.start : first.end], text[second.start : second.end]))
+    for article, _, left, right in JOINS:
+        assert any(a == article and f.endswith(left) and s.startswith(right) for a, f, s in found)
+    assert sorted(text[r.spans[0].start : r.spans[0].end] for r in drops) == sorted(PULL_QUOTES)
+    assert {r.article for r in drops} == {1}
+
+
+@pytest.mark.parametrize("quote", PULL_QUOTES)
+def test_pull_quote_is_dropped(parsed, quote):
+    text = parsed.bulletin.text
+    block_at = text.index(f"\n{quote}\n") + 1
+    block = Span(block_at, block_at + len(quote))
+    paragraphs = [p for a in parsed.articles for p in a.paragraphs]
+    assert all(p.text != quote for p in paragraphs)
+    # Kept once where the body says it (verbatim or not), never a second time from the quote.
+    all_text = "\n".join(p.text for p in paragraphs)
+    assert all_text.count(quote) == text.count(quote) - 1
+    for p in paragraphs:
+        assert not any(_overlaps(s, block) for s in p.spans), p.text[:20]
+
+
+def test_everything_outside_paragraphs_is_furniture(parsed):
+    """Each character is read at most once, and what is not read is title, byline or heading."""
+    text = parsed.bulletin.text
+    owner = [0] * len(text)
+    spans = [a.headline_span for a in parsed.articles]
+    spans += [s for a in parsed.articles for p in a.paragraphs for s in p.spans]
+    spans += [r.spans[0] for r in parsed.repairs if r.kind == "drop_pull_quote"]
+    for span in spans:
+        for i in range(span.start, span.end):
+            owner[i] += 1
+    assert max(owner) == 1, "a character is read twice"
+    unread = "".join(ch if owner[i] == 0 else "\n" for i, ch in enumerate(text))
+    leftovers = sorted(line.strip() for line in unread.split("\n") if line.strip())
+    expected = [
+        PAGE_TITLE,
+        "本报记者 吴丽琳",
+        "本报讯 记者齐旭报道：",
+        "本报讯",
+        "本报讯",
+        *SECTIONS,
+    ]
+    assert leftovers == sorted(expected)
+
+
+def test_no_paragraph_holds_headline_byline_or_title(parsed):
+    furniture = [*HEADLINES, PAGE_TITLE, "本报讯", "本报记者", "吴丽琳", "记者齐旭报道"]
+    for article in parsed.articles:
+        for p in article.paragraphs:
+            for item in furniture:
+                assert item not in p.text, f"{item!r} in ¶{p.number} of article {article.number}"
+    leads = [a.paragraphs[0].text[:6] for a in parsed.articles]
+    assert leads == ["记者从日前召", "1月24日，", "近日，宁夏回", "1月22日，"]
+
+
+# --- synthetic bulletins -------------------------------------------------------------------------
+
+
+def test_no_headline_or_byline_still_yields_paragraphs():
+    text = "今年以来，各地加快推进产业升级，成效明显。\n\n下一步，将继续推动重点项目建设。\n"
+    parsed = parse_bulletin(_synthetic(text))
+    assert len(parsed.articles) == 1
+    article = parsed.articles[0]
+    assert article.headline == ""
+    assert [p.text for p in article.paragraphs] == [
+        "今年以来，各地加快推进产业升级，成效明显。",
+        "下一步，将继续推动重点项目建设。",
+    ]
+    assert article.date == "2024-03"
+
+
+def test_short_first_line_without_byline_is_the_headline():
+    text = (
+        "产业动态\n今年以来，各地加快推进产业升级，成效明显。\n下一步，将继续推动重点项目建设。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text))
+    assert len(parsed.articles) == 1
+    article = parsed.articles[0]
+    assert article.headline == "产业动态"
+    assert [p.text[:4] for p in article.paragraphs] == ["今年以来", "下一步，"]
+
+
+def test_line_cut_mid_sentence_is_joined_with_the_next():
+    text = (
+        "江苏推进智能制造\n本报记者 张三\n"
+        "江苏省日前出台方案，推动制造业企业开展智能化改\n"
+        "造和数字化转型，力争三年内覆盖规上企业。\n"
+        "方案还提出，培育一批智能工厂。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text))
+    (article,) = parsed.articles
+    assert article.headline == "江苏推进智能制造"
+    assert article.byline == "本报记者 张三"
+    assert article.region == "江苏"
+    first, second = article.paragraphs
+    assert first.text == (
+        "江苏省日前出台方案，推动制造业企业开展智能化改造和数字化转型，力争三年内覆盖规上企业。"
+    )
+    assert len(first.spans) == 2
+    assert "".join(text[s.start : s.end] for s in first.spans) == first.text
+    assert second.text == "方案还提出，培育一批智能工厂。"
+    (join,) = parsed.repairs
+    assert join.kind == "join" and join.spans == first.spans
+
+
+def test_byline_prefix_date_and_region_come_from_the_lead():
+    text = (
+        "新能源汽车产量再创新高\n"
+        "本报讯 记者李四报道：3月5日，广东省发布数据，全省新能源汽车产量同比增长三成。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="2024-03"))
+    (article,) = parsed.articles
+    assert article.byline == "本报讯 记者李四报道"
+    assert article.region == "广东"
+    assert article.date == "2024-03-05"
+    (paragraph,) = article.paragraphs
+    assert paragraph.text.startswith("3月5日，广东省")
+    (span,) = paragraph.spans
+    assert text[span.start : span.end] == paragraph.text
+
+
+def test_byline_alone_on_its_line():
+    text = (
+        "新能源汽车产量再创新高\n本报讯\n3月5日，广东省发布数据，全省新能源汽车产量同比增长三成。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text))
+    (article,) = parsed.articles
+    assert article.byline == "本报讯"
+    assert [p.text[:5] for p in article.paragraphs] == ["3月5日，"]
+
+
+# --- passages: spans, budget, sentences ----------------------------------------------------------
+
+BUDGETS = (16, 32, 64, 128, 256)
+SENTENCE_END = re.compile(r"(?:[。！？；!?;]+|…+)[”’」』）)》]*$")
+
+
+@pytest.fixture(scope="module")
+def encoding():
+    settings = Settings(root=REPO)
+    return get_encoding(settings.tiktoken_encoding, settings.cache_dir)
+
+
+@pytest.fixture(scope="module", params=BUDGETS)
+def chunked(request, bulletin) -> tuple[int, ParsedBulletin, list[Passage]]:
+    settings = Settings(root=REPO, chunk_tokens=request.param)
+    (parsed,), passages = passages_of([bulletin], settings)
+    return request.param, parsed, passages
+
+
+def test_passage_spans_round_trip(chunked, bulletin):
+    _, _, passages = chunked
+    assert passages
+    for p in passages:
+        from_source = "".join(bulletin.text[s.start : s.end] for s in p.spans)
+        assert _strip_ws(from_source) == _strip_ws(p.text), p.passage_id
+        assert _strip_ws(p.text)
+        assert p.source == "corpus/000_a1e9ce7368794dc6.txt"
+    assert len({p.passage_id for p in passages}) == len(passages)
+
+
+def test_passages_cover_each_paragraph_in_order(chunked):
+    _, parsed, passages = chunked
+    for article in parsed.articles:
+        for paragraph in article.paragraphs:
+            pieces = [
+                p
+                for p in passages
+                if p.article == article.number and p.paragraph == paragraph.number
+            ]
+            assert "".join(p.text for p in pieces) == paragraph.text
+            assert all(p.section == paragraph.section for p in pieces)
+
+
+def test_passages_fit_the_token_budget(chunked, encoding):
+    budget, _, passages = chunked
+    for p in passages:
+        assert count_tokens(p.text, encoding) <= budget, p.passage_id
+
+
+def test_passages_stay_inside_their_article(chunked):
+    _, parsed, passages = chunked
+    articles = {a.number: a for a in parsed.articles}
+    for p in passages:
+        article = articles[p.article]
+        assert p.headline == article.headline
+        assert p.region == article.region and p.date == article.date
+        paragraph = article.paragraphs[p.paragraph - 1]
+        for span in p.spans:
+            assert any(s.start <= span.start and span.end <= s.end for s in paragraph.spans)
+
+
+def test_passages_end_at_sentence_ends(chunked, encoding):
+    """A passage ends a sentence unless it ends its paragraph or cuts an over-long sentence."""
+    budget, parsed, passages = chunked
+    for article in parsed.articles:
+        for paragraph in article.paragraphs:
+            pieces = [
+                p
+                for p in passages
+                if p.article == article.number and p.paragraph == paragraph.number
+            ]
+            sentences = split_sentences(paragraph.text)
+            starts = {start for start, _ in sentences}
+            ends = {end for _, end in sentences}
+            offset = 0
+            for piece in pieces[:-1]:
+                begin, offset = offset, offset + len(piece.text)
+                if offset in ends:
+                    assert SENTENCE_END.search(piece.text), piece.passage_id
+                    if begin in starts:
+                        # Whole sentences, grouped greedily: the next one would not have fitted.
+                        nxt = next(e for s, e in sentences if s == offset)
+                        grown = paragraph.text[begin:nxt]
+                        assert count_tokens(grown, encoding) > budget, piece.passage_id
+                else:
+                    cut = next(paragraph.text[s:e] for s, e in sentences if s < offset < e)
+                    assert count_tokens(cut, encoding) > budget, piece.passage_id
+
+
+def test_smaller_budget_gives_more_passages(bulletin):
+    counts = []
+    for budget in (32, 256):
+        _, passages = passages_of([bulletin], Settings(root=REPO, chunk_tokens=budget))
+        counts.append(len(passages))
+    assert counts[0] > counts[1] >= sum([12, 8, 3, 3])
+
+
+def test_source_outside_root_is_absolute(tmp_path):
+    path = tmp_path / "elsewhere.txt"
+    path.write_bytes(BULLETIN.read_bytes())
+    loaded = load_bulletin(path, REPO)
+    assert Path(loaded.source).is_absolute() and loaded.source == str(path.resolve())
