@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# `rag index` first: it re-embeds only what changed, and keeps the index in step with settings.
 serve: setup
+	$(BIN)/rag index
 	$(BIN)/rag serve
 
 lint: setup

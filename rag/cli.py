@@ -142,6 +142,61 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from rag.evaluate import load_questions, run_eval
+    from rag.retrieve import hit_json
+
+    questions = load_questions(Path(args.questions))
+    if args.url:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        client = httpx.Client(base_url=args.url.rstrip("/"), headers=headers, timeout=30)
+
+        def search(q: str, k: int) -> list[dict]:
+            body: dict = {"query": q, "top_k": k}
+            if args.mode:
+                body["mode"] = args.mode
+            reply = client.post("/v1/search", json=body)
+            reply.raise_for_status()
+            return reply.json()["results"]
+
+        report = run_eval(questions, search, None)
+    else:
+        retriever = open_retriever(settings, build_if_missing=True)
+        report = run_eval(
+            questions,
+            lambda q, k: [hit_json(h) for h in retriever.search(q, k, mode=args.mode)],
+            [p.text for p in retriever.index.passages],
+        )
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{report.questions} questions, {report.answerable} answerable")
+    print(f"{'':12}" + "".join(f"{m:>10}" for m in report.overall))
+    for name, row in [("overall", report.overall), *report.by_category.items()]:
+        print(f"{name:12}" + "".join(f"{v:10.3f}" for v in row.values()))
+    print(f"median {report.median_ms:.1f} ms a question, {report.total_s:.1f} s in all")
+    for miss in report.misses:
+        print(
+            f"miss {miss['id']} [{miss['category']}] {miss['question']} -> "
+            f"first relevant at {miss['first_relevant_rank']}; got: {miss['got']}"
+        )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = settings.model_copy(update={"host": args.host, "port": args.port})
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag",
@@ -177,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="show what the bulletins were parsed into")
     inspect.add_argument("paths", nargs="*", help="bulletin files or folders (default: the corpus)")
     inspect.set_defaults(func=cmd_inspect)
+
+    evaluate = sub.add_parser("eval", help="run the retrieval eval (Hit@1, Recall@5, MRR, nDCG)")
+    evaluate.add_argument("--url", help="evaluate a running service instead of the local index")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--questions", default="eval/questions.jsonl")
+    evaluate.add_argument("--mode", choices=("dense", "lexical", "hybrid"))
+    evaluate.set_defaults(func=cmd_eval)
+
+    defaults = Settings()
+    serve = sub.add_parser("serve", help="run the HTTP service (builds the index when missing)")
+    serve.add_argument("--host", default=defaults.host, help="default: RAG_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=defaults.port, help="default: RAG_PORT or 8000")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

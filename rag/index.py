@@ -27,7 +27,7 @@ from rag.settings import Settings
 from rag.structure import parse_bulletin
 from rag.tokens import count_tokens, get_encoding
 
-FORMAT = 2
+FORMAT = 3
 # Bumped whenever parsing or chunking changes what passages a bulletin yields.
 PARSER_VERSION = 1
 KEEP_BUILDS = 2
@@ -59,7 +59,7 @@ class LoadedIndex:
     sentence_vectors: np.ndarray
     sentences: np.ndarray  # rows of (passage index, start, end) into the passage's text
     faiss_index: Any
-    bulletin_texts: dict[str, str]
+    documents: dict[str, dict[str, Any]]  # doc_id -> document_json()
 
 
 def chunker_settings(settings: Settings) -> dict[str, Any]:
@@ -83,6 +83,38 @@ def passages_of(
         for p in chunk_bulletin(pb, lambda t: count_tokens(t, encoding), settings.chunk_tokens)
     ]
     return parsed, passages
+
+
+def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
+    """A bulletin's text and outline, as /v1/documents returns it."""
+    b = parsed.bulletin
+    return {
+        "doc_id": b.doc_id,
+        "source": b.source,
+        "title": b.title,
+        "language": b.language,
+        "date": b.date,
+        "text": b.text,
+        "articles": [
+            {
+                "number": a.number,
+                "headline": a.headline,
+                "headline_span": dataclasses.asdict(a.headline_span),
+                "byline": a.byline,
+                "region": a.region,
+                "date": a.date,
+                "paragraphs": [
+                    {
+                        "number": p.number,
+                        "section": p.section,
+                        "spans": [dataclasses.asdict(s) for s in p.spans],
+                    }
+                    for p in a.paragraphs
+                ],
+            }
+            for a in parsed.articles
+        ],
+    }
 
 
 def _embed_key(model_id: str, text: str) -> str:
@@ -159,12 +191,7 @@ def build_index(
                 out.write(json.dumps(dataclasses.asdict(passage), ensure_ascii=False) + "\n")
         with (staging / "bulletins.json").open("w", encoding="utf-8") as out:
             json.dump(
-                {
-                    b.doc_id: {"source": b.source, "title": b.title, "date": b.date, "text": b.text}
-                    for b in bulletins
-                },
-                out,
-                ensure_ascii=False,
+                {pb.bulletin.doc_id: document_json(pb) for pb in parsed}, out, ensure_ascii=False
             )
         # The manifest is written last: a build folder without one is never loaded.
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -271,5 +298,5 @@ def load_index(settings: Settings, *, model_id: str, dim: int) -> LoadedIndex:
         sentence_vectors=np.load(path / "sentence_vectors.npy"),
         sentences=np.load(path / "sentences.npy"),
         faiss_index=faiss.read_index(str(path / "vectors.faiss")),
-        bulletin_texts={doc_id: b["text"] for doc_id, b in bulletins.items()},
+        documents=bulletins,
     )

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     index_kind: Literal["auto", "flat", "hnsw"] = "auto"
     hnsw_threshold: int = Field(50_000, ge=1, description="'auto' switches to HNSW above this")
 
+    # --- service ---
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: str | None = Field(None, description="when set, search and admin need Bearer <key>")
+    cors_origins: list[str] = Field(
+        default_factory=list, description='sites that may call the API, e.g. ["https://a.example"]'
+    )
+    max_body_bytes: int = Field(16 * 1024, ge=256)
+    max_query_chars: int = Field(500, ge=1)
+
     def resolve(self, path: Path) -> Path:
         """A settings path made absolute against the project root."""
         return path if path.is_absolute() else self.root / path

@@ -87,7 +87,9 @@ def test_build_then_load(built):
     assert index.faiss_index.ntotal == len(passages)
     assert index.manifest["counts"] == {"files": 1, "articles": 4, "passages": len(passages)}
     assert index.manifest["files"] == {"corpus/000_a1e9ce7368794dc6.txt": bulletins[0].content_hash}
-    assert index.bulletin_texts == {"000_a1e9ce7368794dc6": bulletins[0].text}
+    assert {k: d["text"] for k, d in index.documents.items()} == {
+        "000_a1e9ce7368794dc6": bulletins[0].text
+    }
 
 
 def test_load_without_index_says_to_build(tmp_path):

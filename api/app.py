@@ -1,0 +1,104 @@
+"""The FastAPI application: model and index loaded once at start-up, injected into routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_response, install_error_handlers
+from api.routes import router
+from api.state import RetrieverLoader, ServiceState, default_loader
+from rag.settings import Settings
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes (413) before they are parsed, and non-JSON posts."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        too_big = error_response(
+            413, "body_too_large", f"the request body is over the {self.limit}-byte limit"
+        )
+        if declared and declared.isdigit() and int(declared) > self.limit:
+            await too_big(scope, receive, send)
+            return
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if scope["path"].startswith("/v1/search") and content_type != b"application/json":
+            wrong = error_response(
+                415,
+                "unsupported_media_type",
+                "send the body as JSON (Content-Type: application/json)",
+            )
+            await wrong(scope, receive, send)
+            return
+        # A body without Content-Length (chunked) is counted as it arrives.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await too_big(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def create_app(settings: Settings | None = None, load: RetrieverLoader = default_loader) -> FastAPI:
+    """The service; `load` builds the retriever (tests pass one with a fake embedder)."""
+    settings = settings or Settings()
+    state = ServiceState(settings=settings, load=load)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loading takes seconds; off the event loop, so /healthz answers meanwhile.
+        await run_in_threadpool(state.reload)
+        yield
+
+    app = FastAPI(
+        title="bulletin retrieval",
+        version=version("bulletin-rag"),
+        description="Question answering over Chinese bulletins by retrieval only: every word "
+        "returned is a word of a bulletin, with an exact citation.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app

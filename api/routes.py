@@ -1,0 +1,133 @@
+"""The HTTP routes: search, documents, health, info and reload."""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import CurrentRetriever, KeyChecked, State
+from api.errors import ApiError
+from api.schemas import EXAMPLE_QUERY, ErrorResponse, SearchFilters, SearchRequest, SearchResponse
+from rag.retrieve import MODES, Filters, QueryError, Retriever, hit_json
+from rag.settings import Settings
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)
+}
+router = APIRouter()
+
+
+def _search(
+    retriever: Retriever,
+    settings: Settings,
+    query: str,
+    top_k: int,
+    filters: SearchFilters | None,
+    mode: str | None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    query = query.strip()
+    if not query:
+        raise ApiError(422, "empty_query", "the query is empty; send a question")
+    if len(query) > settings.max_query_chars:
+        raise ApiError(
+            422,
+            "query_too_long",
+            f"the query has {len(query)} characters; the limit is {settings.max_query_chars}",
+        )
+    if mode is not None and mode not in MODES:
+        raise ApiError(422, "invalid_field", f"'mode' must be one of {', '.join(MODES)}")
+    try:
+        hits = retriever.search(
+            query,
+            k=top_k,
+            filters=Filters(**filters.model_dump()) if filters else None,
+            mode=mode,
+        )
+    except QueryError as exc:
+        raise ApiError(422, "invalid_query", str(exc)) from exc
+    return {
+        "query": query,
+        "took_ms": round((time.perf_counter() - started) * 1000, 2),
+        "results": [hit_json(h) for h in hits],
+    }
+
+
+@router.post(
+    "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[KeyChecked]
+)
+def search(
+    body: SearchRequest, request: Request, retriever: CurrentRetriever, state: State
+) -> dict[str, Any]:
+    """Ranked passages that answer the question, each with its citation."""
+    return _search(retriever, state.settings, body.query, body.top_k, body.filters, body.mode)
+
+
+@router.get(
+    "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[KeyChecked]
+)
+def search_get(
+    retriever: CurrentRetriever,
+    state: State,
+    q: str = Query(description="the question", examples=[EXAMPLE_QUERY]),
+    top_k: int = Query(5, ge=1, le=50),
+    mode: str | None = Query(None, description="dense, lexical or hybrid"),
+) -> dict[str, Any]:
+    """The same search for curl and the browser: /v1/search?q=…&top_k=…"""
+    return _search(retriever, state.settings, q, top_k, None, mode)
+
+
+@router.get("/v1/documents/{doc_id}", responses=ERRORS)
+def document(doc_id: str, retriever: CurrentRetriever) -> dict[str, Any]:
+    """A bulletin's source text and its articles, to show a citation in context."""
+    found = retriever.index.documents.get(doc_id)
+    if found is None:
+        raise ApiError(404, "unknown_document", f"no bulletin with doc_id {doc_id!r}")
+    return found
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses=ERRORS)
+def readyz(state: State) -> dict[str, str]:
+    """The model and the index are loaded."""
+    if state.retriever is None:
+        raise ApiError(503, "not_ready", "the model and index are still loading")
+    return {"status": "ready"}
+
+
+@router.get("/v1/info")
+def info(retriever: CurrentRetriever) -> dict[str, Any]:
+    """Corpus size, model, index build time and version."""
+    manifest = retriever.index.manifest
+    return {
+        "version": version("bulletin-rag"),
+        "model": manifest["model_id"],
+        "dim": manifest["dim"],
+        "index_built_at": manifest["built_at"],
+        "index_kind": manifest["index_kind"],
+        "search_mode": retriever.mode,
+        "corpus": manifest["counts"],
+        "chunker": manifest["chunker"],
+    }
+
+
+@router.post("/v1/admin/reload", responses=ERRORS, dependencies=[KeyChecked])
+def reload(state: State) -> dict[str, Any]:
+    """Load the index as it is now on disk and swap it in without a restart."""
+    from rag.index import IndexUnusable
+
+    try:
+        fresh = state.reload()
+    except IndexUnusable as exc:
+        raise ApiError(
+            409, "index_unusable", f"{exc}; the previous index stays in service"
+        ) from exc
+    return {"status": "reloaded", "index_built_at": fresh.index.manifest["built_at"]}

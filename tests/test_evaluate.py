@@ -1,0 +1,50 @@
+"""Metric functions against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rag.evaluate import Question, hit_at, is_relevant, mrr_at, ndcg_at, recall_at, run_eval
+
+
+def test_hit_and_mrr():
+    ranks = [False, False, True, False]
+    assert hit_at(ranks, 1) == 0.0 and hit_at(ranks, 3) == 1.0
+    assert mrr_at(ranks, 10) == pytest.approx(1 / 3)
+    assert mrr_at(ranks, 2) == 0.0
+
+
+def test_recall_uses_all_relevant_passages():
+    assert recall_at([True, False, True], 5, total_relevant=4) == 0.5
+    assert recall_at([False], 5, total_relevant=0) == 0.0
+
+
+def test_ndcg_by_hand():
+    # relevant at ranks 2 and 3, three relevant in all
+    dcg = 1 / math.log2(3) + 1 / math.log2(4)
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert ndcg_at([False, True, True], 10, 3) == pytest.approx(dcg / ideal)
+    assert ndcg_at([True], 10, 1) == 1.0
+
+
+def test_relevance_ignores_whitespace():
+    assert is_relevant("到2028年，北京 商业航天\n创新能力", ["北京商业航天创新能力"])
+    assert not is_relevant("北京商业", ["北京商业航天"])
+
+
+def test_run_eval_counts_and_misses():
+    questions = [
+        Question("a", "q1", "exact", ("甲乙",)),
+        Question("b", "q2", "english", ("丙丁",)),
+        Question("c", "q3", "exact", ()),  # unanswerable: not scored for retrieval
+    ]
+    results = {"q1": [{"text": "甲乙"}], "q2": [{"text": "无关"}, {"text": "丙丁"}]}
+    report = run_eval(questions, lambda q, k: results[q], ["甲乙", "无关", "丙丁"])
+    assert report.questions == 3 and report.answerable == 2
+    assert report.overall["hit@1"] == 0.5
+    assert report.overall["mrr@10"] == pytest.approx(0.75)
+    assert report.by_category["english"]["hit@1"] == 0.0
+    assert [m["id"] for m in report.misses] == ["b"]
+    assert report.misses[0]["first_relevant_rank"] == 2
