@@ -37,6 +37,8 @@ def _describe(errors: list[dict]) -> tuple[int, str, str]:
         return 422, "invalid_body", 'the request body must be a JSON object like {"query": "…"}'
     if kind == "extra_forbidden":
         return 422, "unknown_field", f"unknown field '{where}'"
+    if kind == "missing" and not where:
+        return 422, "missing_field", 'the request body is empty; send {"query": "…"}'
     if kind == "missing":
         return 422, "missing_field", f"'{where}' is required"
     return 422, "invalid_field", f"'{where}': {first.get('msg', 'invalid value')}"
