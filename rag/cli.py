@@ -87,13 +87,7 @@ def open_retriever(settings: Settings, *, build_if_missing: bool):
         index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
     except IndexUnusable as exc:
         raise UserError(str(exc)) from exc
-    return Retriever(
-        embedder,
-        index,
-        mode=settings.search_mode,
-        dense_weight=settings.dense_weight,
-        lexical_tokenizer=settings.lexical_tokenizer,
-    )
+    return Retriever.from_settings(embedder, index, settings)
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ from rag.documents import Passage
 from rag.embed import Embedder
 from rag.index import LoadedIndex
 from rag.lexical import LexicalIndex, Tokenizer
+from rag.settings import Settings
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 
@@ -93,6 +94,17 @@ class Retriever:
         self.lexical = LexicalIndex([p.text for p in index.passages], lexical_tokenizer)
         self._doc_ids = {p.doc_id for p in index.passages}
 
+    @classmethod
+    def from_settings(cls, embedder: Embedder, index: LoadedIndex, settings: Settings) -> Retriever:
+        """A retriever with the search mode, weight and tokenizer the settings name."""
+        return cls(
+            embedder,
+            index,
+            mode=settings.search_mode,
+            dense_weight=settings.dense_weight,
+            lexical_tokenizer=settings.lexical_tokenizer,
+        )
+
     def search(
         self, query: str, k: int = 5, filters: Filters | None = None, mode: Mode | None = None
     ) -> list[Hit]:
@@ -107,19 +119,18 @@ class Retriever:
         mask = np.array([filters is None or filters.admits(p) for p in passages], dtype=bool)
         if not mask.any():
             return []
-        scores = np.zeros(len(passages), dtype=np.float32)
         vector = self.embedder.encode_queries([query])
+        # Sentence scores are needed in every mode: they pick the highlighted sentence.
         sentence_scores = self.index.sentence_vectors @ vector[0]
-        if mode in ("dense", "hybrid"):
-            dense = self._dense_scores(vector, sentence_scores)
-            scores += (self.dense_weight if mode == "hybrid" else 1.0) * (
-                min_max(dense, mask) if mode == "hybrid" else dense
-            )
-        if mode in ("lexical", "hybrid"):
-            lexical = self.lexical.scores(query)
-            scores += (1 - self.dense_weight if mode == "hybrid" else 1.0) * (
-                min_max(lexical, mask) if mode == "hybrid" else lexical
-            )
+        if mode == "dense":
+            scores = self._dense_scores(vector, sentence_scores)
+        elif mode == "lexical":
+            scores = self.lexical.scores(query)
+        else:
+            dense = min_max(self._dense_scores(vector, sentence_scores), mask)
+            lexical = min_max(self.lexical.scores(query), mask)
+            scores = self.dense_weight * dense + (1 - self.dense_weight) * lexical
+        scores = scores.astype(np.float32)
         scores[~mask] = -np.inf
         order = np.argsort(-scores, kind="stable")[: min(k, int(mask.sum()))]
         return [

@@ -21,13 +21,7 @@ def test_default_configuration_holds_the_baseline(real_embedder, tmp_path):
     settings = Settings(root=REPO, index_dir=tmp_path / "index")
     build_index(load_bulletins([settings.corpus_path], REPO), real_embedder, settings)
     index = load_index(settings, model_id=real_embedder.model_id, dim=real_embedder.dim)
-    retriever = Retriever(
-        real_embedder,
-        index,
-        mode=settings.search_mode,
-        dense_weight=settings.dense_weight,
-        lexical_tokenizer=settings.lexical_tokenizer,
-    )
+    retriever = Retriever.from_settings(real_embedder, index, settings)
     questions = load_questions(REPO / "eval" / "questions.jsonl")
     report = run_eval(
         questions,
