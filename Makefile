@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The widget tests drive Debian's Chromium (never a downloaded browser), with a CJK font so
+# screenshots show the Chinese text; needs root or sudo.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq \
+		--no-install-recommends chromium chromium-driver fonts-wqy-microhei
+
 # `rag index` first: it re-embeds only what changed, and keeps the index in step with settings.
 serve: setup
 	$(BIN)/rag index
@@ -27,7 +35,7 @@ lint: setup
 	$(BIN)/ruff format --check rag api tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import error_response, install_error_handlers
 from api.routes import router
 from api.state import RetrieverLoader, ServiceState, default_loader
+from api.widget import router as widget_router
 from rag.settings import Settings
 
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, load: RetrieverLoader = default
     app.state.service = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(widget_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -2,6 +2,11 @@
 
 bm25s's default splitter takes a whole run of Chinese characters as one token, so Chinese text
 is cut here first: into words with jieba's search mode, or into characters and bigrams.
+
+A document title in book-title marks (《…》) is one term, not its words: policy text cites its
+plan's title in every announcement, and scoring those words made the paragraph announcing
+《北京市加快商业航天创新发展行动方案（2024—2028年）》 outrank the one stating the 2028 goals
+(eval: Hit@1 0.836 -> 0.845, and the README's example question answered first).
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ import numpy as np
 Tokenizer = Literal["jieba", "bigram"]
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+|[A-Za-z]+|\d+(?:\.\d+)?%?")
 _STOP = set("的了和与及在是将为对等中也其以并")
+_TITLE = re.compile(r"《([^《》]{1,80})》")
+# BM25's b. The usual 0.75 let short announcement paragraphs outrank the long ones that hold the
+# facts; 0.2-0.4 tie on the eval (Hit@1 0.864 vs 0.846 at 0.75; 0.0-0.1 drop to 0.83).
+LENGTH_NORMALISATION = 0.3
 
 
 def tokenize(text: str, how: Tokenizer) -> list[str]:
     """Search terms of `text`: Chinese words or n-grams, Latin words lower-cased, numbers kept."""
-    terms: list[str] = []
-    for run in _CJK_RUN.findall(text):
+    terms = ["《" + "".join(title.split()) + "》" for title in _TITLE.findall(text)]
+    for run in _CJK_RUN.findall(_TITLE.sub(" ", text)):
         if not ("\u4e00" <= run[0] <= "\u9fff"):
             terms.append(run.lower())
         elif how == "jieba":
@@ -40,7 +49,7 @@ class LexicalIndex:
         import bm25s
 
         self.how = how
-        self._bm25 = bm25s.BM25()
+        self._bm25 = bm25s.BM25(b=LENGTH_NORMALISATION)
         # An empty document would break bm25s's vocabulary; a placeholder term keeps counts aligned.
         corpus = [tokenize(t, how) or ["\u0000"] for t in texts]
         self._bm25.index(corpus, show_progress=False)

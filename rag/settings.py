@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     search_mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
     dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="hybrid: share of the dense leg")
     lexical_tokenizer: Literal["bigram", "jieba"] = "bigram"
+    place_time_preference: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="bonus for passages of an article about a place or year the question names",
+    )
 
     # --- index ---
     index_kind: Literal["auto", "flat", "hnsw"] = "auto"

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.documents import Article, Bulletin, Paragraph, ParsedBulletin, Repair, Span
+from rag.places import first_province
 
 # A paragraph that ends on one of these is complete.
 END_PUNCT = set("。！？!?…”’」』）)》")
@@ -28,11 +29,6 @@ BYLINE_PREFIX = re.compile(r"^本报讯(\s*记者\s*\S{1,8}?报道)?[：:\s]*")
 CLAUSE_SPLIT = re.compile(r"[，、；。！？：“”‘’《》（）,;:!?()\s]+")
 MAX_HEADING = 40
 MAX_PULL_QUOTE = 90
-# Provincial-level divisions: how an article's region is read off its headline or lead.
-REGIONS = (  # noqa: SIM905 - a line of names reads better than a 34-item list
-    "北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 "
-    "广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门"
-).split()
 
 
 @dataclass
@@ -107,9 +103,9 @@ def _pull_quote_source(block: Block, body: list[Block]) -> Block | None:
 
 def _region(*texts: str) -> str:
     for text in texts:
-        found = [(text.find(r), r) for r in REGIONS if r in text]
+        found = first_province(text)
         if found:
-            return min(found)[1]
+            return found
     return "unknown"
 
 

@@ -1,0 +1,102 @@
+"""What shapes the ranking beyond the two legs: document titles, places and years named."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.index import build_index, load_index
+from rag.lexical import LexicalIndex, tokenize
+from rag.load import load_bulletins
+from rag.places import provinces_named, years_named
+from rag.retrieve import Retriever
+from rag.settings import Settings
+from tests.conftest import REPO, FakeEmbedder
+
+
+def test_a_document_title_is_one_term():
+    text = "印发《北京市加快商业航天创新发展行动方案（2024—2028年）》，绘就蓝图"
+    terms = tokenize(text, "bigram")
+    assert "《北京市加快商业航天创新发展行动方案（2024—2028年）》" in terms
+    # The title's own words do not count as the paragraph's words...
+    assert "航天" not in terms and "2028" not in terms
+    # ...while the words around it do.
+    assert {"印发", "绘就", "蓝图"} <= set(terms)
+
+
+def test_an_announcement_does_not_outrank_the_paragraph_with_the_facts():
+    texts = [
+        "1月24日，印发《商业航天创新发展行动方案（2024—2028年）》。",
+        "《方案》明确，到2028年，商业航天创新能力显著增强，产业能级明显提升，培育上市企业。",
+    ]
+    scores = LexicalIndex(texts, "bigram").scores("商业航天2028目标")
+    assert scores[1] > scores[0]
+
+
+@pytest.mark.parametrize(
+    ("question", "named"),
+    [
+        ("How does Ningxia want to balance its industries?", {"宁夏"}),
+        ("北京和四川的目标有什么不同", {"北京", "四川"}),
+        ("What is Shanghai's 2024 target?", {"上海"}),
+        ("Compare Hong Kong and Inner Mongolia", {"香港", "内蒙古"}),
+        ("What is the Yuxi Leap Plan?", set()),
+        ("beijingesque architecture", set()),
+    ],
+)
+def test_provinces_named(question, named):
+    assert provinces_named(question) == named
+
+
+@pytest.mark.parametrize(
+    ("text", "years"),
+    [
+        ("行动方案（2024—2028年）", {2024, 2025, 2026, 2027, 2028}),
+        ("2023年，重庆提出", {2023}),
+        ("by 2028, and after 2030", {2028, 2030}),
+        ("编号12028号，1月24日", set()),
+    ],
+)
+def test_years_named(text, years):
+    assert years_named(text) == years
+
+
+@pytest.fixture(scope="module")
+def retrievers(tmp_path_factory):
+    """The real bulletin indexed with the fake embedder, with and without the preference."""
+    root = tmp_path_factory.mktemp("ranking")
+    settings = Settings(root=REPO, index_dir=root / "index", cache_dir=root / "cache")
+    embedder = FakeEmbedder()
+    build_index(load_bulletins([REPO / "corpus"], REPO), embedder, settings)
+    index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    return (
+        Retriever(embedder, index, preference=0.0),
+        Retriever(embedder, index, preference=1.0),
+    )
+
+
+def test_a_named_place_favours_the_article_about_it(retrievers):
+    plain, preferring = retrievers
+    question = "How does Ningxia want to balance its industries?"
+    # The fake embedder knows no English; without the preference the top is anywhere.
+    assert {h.passage.region for h in plain.search(question, k=5, mode="dense")} != {"宁夏"}
+    assert {h.passage.region for h in preferring.search(question, k=5, mode="dense")} == {"宁夏"}
+
+
+def test_a_named_year_favours_the_article_about_that_period(retrievers):
+    plain, preferring = retrievers
+    # Only the Beijing article's lead names 2028 (its plan runs 2024—2028).
+    by_region = {
+        p.region: years for p, years in zip(plain.index.passages, plain._years, strict=True)
+    }
+    assert 2028 in by_region["北京"] and 2028 not in by_region["四川"]
+    question = "what happens in 2028"
+    assert {h.passage.region for h in preferring.search(question, k=5, mode="dense")} == {"北京"}
+    assert {h.passage.region for h in plain.search(question, k=5, mode="dense")} != {"北京"}
+
+
+def test_a_place_no_article_is_about_adds_nothing(retrievers):
+    plain, preferring = retrievers
+    question = "上海集成电路产业目标"
+    assert [h.passage for h in plain.search(question, k=10)] == [
+        h.passage for h in preferring.search(question, k=10)
+    ]
