@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from api.deps import CurrentRetriever, KeyChecked, State
 from api.errors import ApiError
 from api.schemas import EXAMPLE_QUERY, ErrorResponse, SearchFilters, SearchRequest, SearchResponse
-from rag.retrieve import MODES, Filters, QueryError, Retriever, hit_json
+from rag.retrieve import MODES, Filters, QueryError, Retriever, answer_json
 from rag.settings import Settings
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -41,7 +41,7 @@ def _search(
     if mode is not None and mode not in MODES:
         raise ApiError(422, "invalid_field", f"'mode' must be one of {', '.join(MODES)}")
     try:
-        hits = retriever.search(
+        answer = retriever.answer(
             query,
             k=top_k,
             filters=Filters(**filters.model_dump()) if filters else None,
@@ -49,11 +49,8 @@ def _search(
         )
     except QueryError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from exc
-    return {
-        "query": query,
-        "took_ms": round((time.perf_counter() - started) * 1000, 2),
-        "results": [hit_json(h) for h in hits],
-    }
+    took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {"took_ms": took_ms, **answer_json(query, answer)}
 
 
 @router.post(

@@ -72,11 +72,25 @@ class Result(BaseModel):
     )
     highlights: list[SpanOut] = Field(description="the answering sentence: offsets into `text`")
     citation: Citation
+    duplicates: list[Citation] = Field(
+        default_factory=list,
+        description="the same text elsewhere (a pull quote, another bulletin), collapsed into "
+        "this result",
+    )
 
 
 class SearchResponse(BaseModel):
     query: str = Field(examples=[EXAMPLE_QUERY])
     took_ms: float = Field(description="time spent answering, in milliseconds")
+    answerable: bool = Field(
+        description="false when the bulletins do not answer the question; `results` then holds "
+        "the nearest passages, which should not be shown as an answer"
+    )
+    message: str | None = Field(
+        None,
+        description="why the question was judged unanswerable, in the question's language",
+        examples=[None, "公报中没有关于上海的内容。"],
+    )
     results: list[Result]
 
 

@@ -93,22 +93,26 @@ def open_retriever(settings: Settings, *, build_if_missing: bool):
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from rag.retrieve import QueryError, citation_line, hit_json
+    from rag.retrieve import QueryError, answer_json, citation_line
 
     retriever = open_retriever(settings, build_if_missing=True)
     try:
-        hits = retriever.search(args.question, k=args.k, mode=args.mode)
+        answer = retriever.answer(args.question, k=args.k, mode=args.mode)
     except QueryError as exc:
         raise UserError(str(exc)) from exc
     if args.json:
-        body = {"query": args.question, "results": [hit_json(h) for h in hits]}
-        print(json.dumps(body, ensure_ascii=False, indent=2))
+        print(json.dumps(answer_json(args.question, answer), ensure_ascii=False, indent=2))
         return 0
-    for hit in hits:
+    if not answer.answerable:
+        print(f"({answer.message})\n")
+    for hit in answer.hits:
         print(f"{hit.rank}. [{hit.score:.3f}] {citation_line(hit.passage)}")
         print(f"   {hit.passage.text}")
         spans = ", ".join(f"{s.start}-{s.end}" for s in hit.passage.spans)
-        print(f"   {hit.passage.source} @ {spans}\n")
+        print(f"   {hit.passage.source} @ {spans}")
+        for twin in hit.duplicates:
+            print(f"   also: {citation_line(twin)} ({twin.source})")
+        print()
     return 0
 
 
@@ -139,8 +143,7 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from rag.evaluate import load_questions, run_eval
-    from rag.retrieve import hit_json
+    from rag.evaluate import load_questions, local_search, run_eval
 
     questions = load_questions(Path(args.questions))
     if args.url:
@@ -149,22 +152,19 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
         client = httpx.Client(base_url=args.url.rstrip("/"), headers=headers, timeout=30)
 
-        def search(q: str, k: int) -> list[dict]:
+        def over_http(q: str, k: int) -> dict:
             body: dict = {"query": q, "top_k": k}
             if args.mode:
                 body["mode"] = args.mode
             reply = client.post("/v1/search", json=body)
             reply.raise_for_status()
-            return reply.json()["results"]
+            return reply.json()
 
-        report = run_eval(questions, search, None)
+        report = run_eval(questions, over_http, None)
     else:
         retriever = open_retriever(settings, build_if_missing=True)
-        report = run_eval(
-            questions,
-            lambda q, k: [hit_json(h) for h in retriever.search(q, k, mode=args.mode)],
-            [p.text for p in retriever.index.passages],
-        )
+        texts = [p.text for p in retriever.index.passages]
+        report = run_eval(questions, local_search(retriever, args.mode), texts)
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
         return 0
@@ -173,6 +173,22 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     for name, row in [("overall", report.overall), *report.by_category.items()]:
         print(f"{name:12}" + "".join(f"{v:10.3f}" for v in row.values()))
     print(f"median {report.median_ms:.1f} ms a question, {report.total_s:.1f} s in all")
+    a = report.answerability
+    print(
+        f"answerable flag: {a['unanswerable_flagged']}/{a['unanswerable']} unanswerable flagged, "
+        f"{a['answerable_flagged']}/{report.answerable} answerable flagged"
+    )
+    if report.curve:
+        # Only floors where a count changes, up to ten answerable questions flagged; `--json`
+        # has every point.
+        print("trade-off (flagged below a floor on the best cosine):")
+        print("  script floor unanswerable-flagged answerable-flagged")
+        last = None
+        for row in report.curve:
+            counts = (row["script"], row["unanswerable_flagged"], row["answerable_flagged"])
+            if counts != last and counts[2] <= 10:
+                print(f"  {row['script']} {row['floor']:.3f} {counts[1]:>3} {counts[2]:>3}")
+            last = counts
     for miss in report.misses:
         print(
             f"miss {miss['id']} [{miss['category']}] {miss['question']} -> "

@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rag.retrieve import Mode, Retriever
 
 CATEGORIES = ("exact", "paraphrase", "english", "numbers")
 METRICS = ("hit@1", "recall@5", "mrr@10", "ndcg@10")
@@ -96,8 +99,9 @@ def mean_metrics(rows: Sequence[dict[str, float]]) -> dict[str, float]:
 
 # --- running the eval -----------------------------------------------------------------------
 
-# A search function: question, k -> ranked results as the API shapes them (dicts with "text").
-SearchFn = Callable[[str, int], list[dict[str, Any]]]
+# A search function: question, k -> the body the API returns ("answerable", "results" with
+# "text"); run locally it also carries "best_similarity" and "reason" for the trade-off curve.
+SearchFn = Callable[[str, int], dict[str, Any]]
 
 
 @dataclass
@@ -106,6 +110,8 @@ class EvalReport:
     by_category: dict[str, dict[str, float]]
     questions: int
     answerable: int
+    answerability: dict[str, int] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
     misses: list[dict[str, Any]] = field(default_factory=list)
     median_ms: float = 0.0
     total_s: float = 0.0
@@ -116,24 +122,71 @@ class EvalReport:
             "answerable": self.answerable,
             "overall": self.overall,
             "by_category": self.by_category,
+            "answerability": self.answerability,
+            "curve": self.curve,
             "median_ms": round(self.median_ms, 1),
             "total_s": round(self.total_s, 2),
             "misses": self.misses,
         }
 
 
+def local_search(retriever: Retriever, mode: Mode | None = None) -> SearchFn:
+    """Ask the retriever in this process; the bodies carry the evidence for the curve."""
+    from rag.retrieve import answer_json
+
+    def search(question: str, k: int) -> dict[str, Any]:
+        answer = retriever.answer(question, k, mode=mode)
+        return {
+            **answer_json(question, answer),
+            "best_similarity": answer.best_similarity,
+            "reason": answer.reason,
+        }
+
+    return search
+
+
+def answer_curve(rows: Sequence[tuple[Question, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """For floors on the best cosine, per script, how many questions of each kind would be
+    flagged (the unknown-place test counts at every floor): the curve the floors are read from."""
+    from rag.answerable import is_chinese
+
+    curve = []
+    for script in ("zh", "en"):
+        mine = [(q, b) for q, b in rows if is_chinese(q.question) == (script == "zh")]
+        sims = sorted({round(float(b["best_similarity"]), 3) for _, b in mine})
+        for floor in sims:
+            flagged = [
+                q
+                for q, b in mine
+                if b.get("reason") == "unknown_place" or b["best_similarity"] < floor
+            ]
+            curve.append(
+                {
+                    "script": script,
+                    "floor": floor,
+                    "unanswerable_flagged": sum(not q.answerable for q in flagged),
+                    "answerable_flagged": sum(q.answerable for q in flagged),
+                }
+            )
+    return curve
+
+
 def run_eval(
     questions: Sequence[Question], search: SearchFn, passage_texts: Sequence[str] | None
 ) -> EvalReport:
-    """Ask every answerable question; `passage_texts` (all indexed texts) gives true recall."""
+    """Ask every question; `passage_texts` (all indexed texts) gives true recall."""
     started = time.perf_counter()
     per_question: list[tuple[Question, dict[str, float]]] = []
+    bodies: list[tuple[Question, dict[str, Any]]] = []
     misses, timings = [], []
-    answerable = [q for q in questions if q.answerable]
-    for q in answerable:
+    for q in questions:
         t = time.perf_counter()
-        results = search(q.question, 10)
+        body = search(q.question, 10)
         timings.append((time.perf_counter() - t) * 1000)
+        bodies.append((q, body))
+        if not q.answerable:
+            continue
+        results = body["results"]
         relevant = [is_relevant(r["text"], q.answers) for r in results]
         if passage_texts is not None:
             total = sum(is_relevant(text, q.answers) for text in passage_texts)
@@ -154,12 +207,22 @@ def run_eval(
     by_category = {
         c: mean_metrics([m for q, m in per_question if q.category == c]) for c in CATEGORIES
     }
+    # A question whose body says nothing is taken as answerable: that is the API's default.
+    flagged = [q for q, b in bodies if b.get("answerable", True) is False]
+    answerability = {
+        "unanswerable": sum(not q.answerable for q in questions),
+        "unanswerable_flagged": sum(not q.answerable for q in flagged),
+        "answerable_flagged": sum(q.answerable for q in flagged),
+    }
+    with_evidence = [(q, b) for q, b in bodies if "best_similarity" in b]
     timings.sort()
     return EvalReport(
         overall=mean_metrics([m for _, m in per_question]),
         by_category=by_category,
         questions=len(questions),
-        answerable=len(answerable),
+        answerable=sum(q.answerable for q in questions),
+        answerability=answerability,
+        curve=answer_curve(with_evidence) if len(with_evidence) == len(bodies) else [],
         misses=misses,
         median_ms=timings[len(timings) // 2] if timings else 0.0,
         total_s=time.perf_counter() - started,

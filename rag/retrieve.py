@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from rag.answerable import judge
 from rag.documents import Passage
 from rag.embed import Embedder
 from rag.index import LoadedIndex
@@ -58,12 +60,30 @@ class Hit:
     passage: Passage
     # The sentence(s) that best answer the question: [start, end) offsets into passage.text.
     highlights: tuple[tuple[int, int], ...] = ()
+    # Near-duplicates of this passage elsewhere in the index, collapsed into this result.
+    duplicates: tuple[Passage, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The ranked passages and the verdict on whether they answer the question."""
+
+    hits: tuple[Hit, ...]
+    answerable: bool
+    message: str | None
+    # The cosine of the closest passage or sentence: what the verdict was judged on.
+    best_similarity: float
+    reason: str | None = None  # see rag.answerable.Verdict
 
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 # How many dense candidates an approximate (HNSW) index returns for fusion.
 APPROX_CANDIDATES = 200
+# Share of the shorter passage's character pairs found in the longer one that makes them the
+# same text. Measured on the bundled bulletin: its three pull quotes share 1.0 with the body;
+# two distinct passages at most 0.35.
+NEAR_DUPLICATE = 0.8
 
 
 def min_max(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -89,6 +109,7 @@ class Retriever:
         dense_weight: float = 0.5,
         lexical_tokenizer: Tokenizer = "bigram",
         preference: float = 0.2,
+        answer_floors: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.embedder = embedder
         self.index = index
@@ -106,6 +127,12 @@ class Retriever:
         self._doc_ids = {p.doc_id for p in passages}
         self._regions = np.array([p.region for p in passages])
         self._years = _article_years(passages)
+        # Provinces the index knows anything about: an article's region or a passage's words.
+        self._places = set(self._regions.tolist()).union(
+            *(provinces_named(p.text) for p in passages)
+        )
+        self.floor_zh, self.floor_en = answer_floors
+        self._pair_cache: dict[str, frozenset[str]] = {}
 
     @classmethod
     def from_settings(cls, embedder: Embedder, index: LoadedIndex, settings: Settings) -> Retriever:
@@ -117,12 +144,19 @@ class Retriever:
             dense_weight=settings.dense_weight,
             lexical_tokenizer=settings.lexical_tokenizer,
             preference=settings.place_time_preference,
+            answer_floors=(settings.answer_floor_zh, settings.answer_floor_en),
         )
 
     def search(
         self, query: str, k: int = 5, filters: Filters | None = None, mode: Mode | None = None
     ) -> list[Hit]:
         """The `k` passages that best answer the question, best first."""
+        return list(self.answer(query, k, filters, mode).hits)
+
+    def answer(
+        self, query: str, k: int = 5, filters: Filters | None = None, mode: Mode | None = None
+    ) -> Answer:
+        """The ranked passages and whether they can answer the question at all."""
         query = query.strip()
         if not query:
             raise QueryError("the question is empty")
@@ -132,13 +166,14 @@ class Retriever:
         passages = self.index.passages
         mask = np.array([filters is None or filters.admits(p) for p in passages], dtype=bool)
         if not mask.any():
-            return []
+            return Answer((), False, "没有符合筛选条件的段落。", 0.0, "filtered_out")
         vector = self.embedder.encode_queries([query])
-        # Sentence scores are needed in every mode: they pick the highlighted sentence.
+        # Sentence scores are needed in every mode: they pick the highlighted sentence and
+        # tell whether anything is close enough to answer.
         sentence_scores = self.index.sentence_vectors @ vector[0]
         scores = np.zeros(len(passages), dtype=np.float32)
+        passage_cos, sentence_cos = self._dense_scores(vector, sentence_scores)
         if mode != "lexical":
-            passage_cos, sentence_cos = self._dense_scores(vector, sentence_scores)
             if mode == "dense":
                 dense = min_max(np.maximum(passage_cos, sentence_cos), mask)
             else:
@@ -152,16 +187,52 @@ class Retriever:
             scores += (1.0 if mode == "lexical" else 1 - self.dense_weight) * lexical
         scores += self.preference * self._preferred(query)
         scores[~mask] = -np.inf
-        order = np.argsort(-scores, kind="stable")[: min(k, int(mask.sum()))]
-        return [
-            Hit(
-                rank=r + 1,
-                score=float(scores[i]),
-                passage=passages[i],
-                highlights=self._best_sentence(int(i), sentence_scores),
+        best_similarity = float(np.maximum(passage_cos, sentence_cos)[mask].max())
+        verdict = judge(
+            query,
+            best_similarity,
+            unknown_places=provinces_named(query) - self._places,
+            floor_zh=self.floor_zh,
+            floor_en=self.floor_en,
+        )
+        order = np.argsort(-scores, kind="stable")[: int(mask.sum())]
+        hits: list[Hit] = []
+        for i in order:
+            passage = passages[i]
+            twin = next((h for h in hits if self._near_duplicates(h.passage, passage)), None)
+            if twin is not None:
+                hits[hits.index(twin)] = dataclasses.replace(
+                    twin, duplicates=(*twin.duplicates, passage)
+                )
+                continue
+            if len(hits) == k:
+                break
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=float(scores[i]),
+                    passage=passage,
+                    highlights=self._best_sentence(int(i), sentence_scores),
+                )
             )
-            for r, i in enumerate(order)
-        ]
+        return Answer(
+            tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
+        )
+
+    def _near_duplicates(self, a: Passage, b: Passage) -> bool:
+        """Most of the shorter passage's character pairs are in the longer one: the same
+        sentences printed twice (a pull quote, a wire story in two bulletins)."""
+        pa, pb = self._pairs(a.text), self._pairs(b.text)
+        shorter = min(len(pa), len(pb))
+        return shorter > 0 and len(pa & pb) / shorter >= NEAR_DUPLICATE
+
+    def _pairs(self, text: str) -> frozenset[str]:
+        found = self._pair_cache.get(text)
+        if found is None:
+            squashed = "".join(text.split())
+            found = frozenset(squashed[i : i + 2] for i in range(len(squashed) - 1))
+            self._pair_cache[text] = found
+        return found
 
     def _preferred(self, query: str) -> np.ndarray:
         """1 for passages of an article about a place the question names, +1 for a year it names.
@@ -232,20 +303,35 @@ def _article_years(passages: Sequence[Passage]) -> list[frozenset[int]]:
 
 def hit_json(hit: Hit) -> dict[str, Any]:
     """One result in the shape the CLI's --json and the HTTP API share."""
-    p = hit.passage
     return {
         "rank": hit.rank,
         "score": round(hit.score, 4),
-        "text": p.text,
+        "text": hit.passage.text,
         "highlights": [{"start": a, "end": b} for a, b in hit.highlights],
-        "citation": {
-            "doc_id": p.doc_id,
-            "source": p.source,
-            "headline": p.headline,
-            "section": p.section,
-            "paragraph": p.paragraph,
-            "spans": [{"start": s.start, "end": s.end} for s in p.spans],
-        },
+        "citation": citation_json(hit.passage),
+        "duplicates": [citation_json(d) for d in hit.duplicates],
+    }
+
+
+def citation_json(p: Passage) -> dict[str, Any]:
+    """Where a passage's words are: bulletin, article headline, section, paragraph, spans."""
+    return {
+        "doc_id": p.doc_id,
+        "source": p.source,
+        "headline": p.headline,
+        "section": p.section,
+        "paragraph": p.paragraph,
+        "spans": [{"start": s.start, "end": s.end} for s in p.spans],
+    }
+
+
+def answer_json(query: str, answer: Answer) -> dict[str, Any]:
+    """The body `rag ask --json` prints and the HTTP API returns (without its timing)."""
+    return {
+        "query": query,
+        "answerable": answer.answerable,
+        "message": answer.message,
+        "results": [hit_json(h) for h in answer.hits],
     }
 
 

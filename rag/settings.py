@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         le=1.0,
         description="bonus for passages of an article about a place or year the question names",
     )
+    # Below these cosines (of the best sentence) nothing answers; set per script because the
+    # model's scale differs by language. Calibrated on the eval for the default model.
+    answer_floor_zh: float = Field(0.875, ge=0.0, le=1.0)
+    answer_floor_en: float = Field(0.77, ge=0.0, le=1.0)
 
     # --- index ---
     index_kind: Literal["auto", "flat", "hnsw"] = "auto"

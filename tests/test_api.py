@@ -26,7 +26,7 @@ DOC_ID = "000_a1e9ce7368794dc6"
 SOURCE = f"corpus/{DOC_ID}.txt"
 BEIJING = "北京将建设具有全球影响力的商业航天创新发展高地"
 EXAMPLE = "北京商业航天2028目标是什么"
-RESULT_KEYS = {"rank", "score", "text", "highlights", "citation"}
+RESULT_KEYS = {"rank", "score", "text", "highlights", "citation", "duplicates"}
 CITATION_KEYS = {"doc_id", "source", "headline", "section", "paragraph", "spans"}
 SECOND = (
     "江苏推进智能制造\n本报记者 张三\n"
@@ -86,7 +86,7 @@ def _error(response: httpx.Response, status: int, code: str | None = None) -> di
 
 
 def _check_results(body: dict, text: str, top_k: int) -> list[dict]:
-    assert set(body) == {"query", "took_ms", "results"}
+    assert set(body) == {"query", "took_ms", "answerable", "message", "results"}
     assert isinstance(body["took_ms"], int | float) and body["took_ms"] >= 0
     results = body["results"]
     assert 1 <= len(results) <= top_k
@@ -119,6 +119,20 @@ def test_post_search_shape_and_citations(client, bulletin_text):
     assert body["query"] == "北京商业航天"
     results = _check_results(body, bulletin_text, 3)
     assert results[0]["citation"]["headline"] == BEIJING
+
+
+def test_answerable_flag_and_message(client):
+    answered = client.post("/v1/search", json={"query": "北京商业航天"}).json()
+    assert answered["answerable"] is True and answered["message"] is None
+    # No article is about Shanghai and no passage mentions it.
+    body = client.post("/v1/search", json={"query": "上海集成电路产业目标是什么"}).json()
+    assert body["answerable"] is False
+    assert "上海" in body["message"]
+    # The nearest passages still come back, for a client that wants to show them folded.
+    assert body["results"]
+    english = client.get("/v1/search", params={"q": "What is Shanghai's 2024 target?"}).json()
+    assert english["answerable"] is False and "Shanghai" not in english["message"]
+    assert english["message"].startswith("The bulletins say nothing about 上海")
 
 
 def test_get_search_shape(client, bulletin_text):
@@ -564,7 +578,7 @@ def test_openapi(client):
     assert response.status_code == 200
     spec = response.json()
     schema = spec["components"]["schemas"]["SearchResponse"]
-    assert set(schema["properties"]) == {"query", "took_ms", "results"}
+    assert set(schema["properties"]) == {"query", "took_ms", "answerable", "message", "results"}
     assert EXAMPLE in json.dumps(spec, ensure_ascii=False)
     assert {"/v1/search", "/v1/documents/{doc_id}", "/healthz", "/readyz", "/v1/info"} <= set(
         spec["paths"]

@@ -80,12 +80,12 @@ def test_ask_json_shape(cli, capsys):
     code, out, err = _run(capsys, "ask", "北京商业航天发展目标", "--json", "-k", "3")
     assert code == 0, err
     body = json.loads(out)
-    assert set(body) == {"query", "results"}
+    assert set(body) == {"query", "answerable", "message", "results"}
     assert body["query"] == "北京商业航天发展目标"
     assert [r["rank"] for r in body["results"]] == [1, 2, 3]
     text = BULLETIN.read_text(encoding="utf-8")
     for result in body["results"]:
-        assert set(result) == {"rank", "score", "text", "highlights", "citation"}
+        assert set(result) == {"rank", "score", "text", "highlights", "citation", "duplicates"}
         citation = result["citation"]
         assert set(citation) == {"doc_id", "source", "headline", "section", "paragraph", "spans"}
         assert citation["source"] == "corpus/000_a1e9ce7368794dc6.txt"

@@ -6,28 +6,45 @@ import json
 
 import pytest
 
-from rag.evaluate import CATEGORIES, METRICS, load_questions, run_eval
+from rag.evaluate import CATEGORIES, METRICS, load_questions, local_search, run_eval
 from rag.index import build_index, load_index
 from rag.load import load_bulletins
-from rag.retrieve import Retriever, hit_json
+from rag.retrieve import Retriever
 from rag.settings import Settings
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.model
 
 
-def test_default_configuration_holds_the_baseline(real_embedder, tmp_path):
-    baseline = json.loads((REPO / "eval" / "baseline.json").read_text(encoding="utf-8"))
-    settings = Settings(root=REPO, index_dir=tmp_path / "index")
+@pytest.fixture(scope="module")
+def retriever(real_embedder, tmp_path_factory) -> Retriever:
+    """The default configuration over the bundled corpus, with the real model."""
+    settings = Settings(root=REPO, index_dir=tmp_path_factory.mktemp("gate") / "index")
     build_index(load_bulletins([settings.corpus_path], REPO), real_embedder, settings)
     index = load_index(settings, model_id=real_embedder.model_id, dim=real_embedder.dim)
-    retriever = Retriever.from_settings(real_embedder, index, settings)
+    return Retriever.from_settings(real_embedder, index, settings)
+
+
+def test_the_readme_example(retriever):
+    answer = retriever.answer("北京商业航天2028目标是什么")
+    assert answer.answerable
+    assert "到2028年，北京商业航天创新能力显著增强" in answer.hits[0].passage.text
+    (start, end), *_ = answer.hits[0].highlights
+    assert "到2028年" in answer.hits[0].passage.text[start:end]
+
+
+@pytest.mark.parametrize("question", ["今天天气怎么样？", "How do I bake sourdough bread?"])
+def test_an_off_topic_question_is_not_answerable(retriever, question):
+    answer = retriever.answer(question)
+    assert not answer.answerable and answer.reason == "too_far"
+    assert answer.hits  # the nearest passages still come, for a client to fold away
+
+
+def test_default_configuration_holds_the_baseline(retriever):
+    baseline = json.loads((REPO / "eval" / "baseline.json").read_text(encoding="utf-8"))
     questions = load_questions(REPO / "eval" / "questions.jsonl")
-    report = run_eval(
-        questions,
-        lambda q, k: [hit_json(h) for h in retriever.search(q, k)],
-        [p.text for p in index.passages],
-    )
+    passages = [p.text for p in retriever.index.passages]
+    report = run_eval(questions, local_search(retriever), passages)
     assert report.questions == baseline["questions"]
     tolerance = baseline["tolerance"]
     fallen = [
@@ -41,3 +58,7 @@ def test_default_configuration_holds_the_baseline(real_embedder, tmp_path):
     ]
     misses = "\n".join(f"  {m['id']} {m['question']} -> {m['got']}" for m in report.misses)
     assert not fallen, "retrieval regressed:\n" + "\n".join(fallen) + "\nmisses:\n" + misses
+    # The answerable flag: never on an answerable question, and no fewer unanswerable caught.
+    flagged = report.answerability
+    assert flagged["answerable_flagged"] == 0, flagged
+    assert flagged["unanswerable_flagged"] >= baseline["answerability"]["unanswerable_flagged"]

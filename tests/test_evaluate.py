@@ -40,11 +40,50 @@ def test_run_eval_counts_and_misses():
         Question("b", "q2", "english", ("丙丁",)),
         Question("c", "q3", "exact", ()),  # unanswerable: not scored for retrieval
     ]
-    results = {"q1": [{"text": "甲乙"}], "q2": [{"text": "无关"}, {"text": "丙丁"}]}
-    report = run_eval(questions, lambda q, k: results[q], ["甲乙", "无关", "丙丁"])
+    results = {"q1": [{"text": "甲乙"}], "q2": [{"text": "无关"}, {"text": "丙丁"}], "q3": []}
+    report = run_eval(questions, lambda q, k: {"results": results[q]}, ["甲乙", "无关", "丙丁"])
     assert report.questions == 3 and report.answerable == 2
     assert report.overall["hit@1"] == 0.5
     assert report.overall["mrr@10"] == pytest.approx(0.75)
     assert report.by_category["english"]["hit@1"] == 0.0
     assert [m["id"] for m in report.misses] == ["b"]
     assert report.misses[0]["first_relevant_rank"] == 2
+
+
+def test_answerability_counts_and_curve():
+    questions = [
+        Question("a", "甲乙是什么", "exact", ("甲乙",)),
+        Question("b", "What is it", "english", ("丙丁",)),
+        Question("c", "上海怎么样", "unanswerable", ()),
+        Question("d", "天气怎么样", "unanswerable", ()),
+    ]
+    bodies = {
+        "甲乙是什么": {"answerable": True, "best_similarity": 0.95, "reason": None},
+        "What is it": {"answerable": False, "best_similarity": 0.70, "reason": "too_far"},
+        "上海怎么样": {"answerable": False, "best_similarity": 0.93, "reason": "unknown_place"},
+        "天气怎么样": {"answerable": True, "best_similarity": 0.88, "reason": None},
+    }
+    report = run_eval(
+        questions, lambda q, k: {"results": [{"text": "甲乙"}], **bodies[q]}, ["甲乙", "丙丁"]
+    )
+    assert report.answerability == {
+        "unanswerable": 2,
+        "unanswerable_flagged": 1,
+        "answerable_flagged": 1,
+    }
+    zh = {row["floor"]: row for row in report.curve if row["script"] == "zh"}
+    # A floor flags what lies strictly below it; the unknown place is flagged at every floor.
+    assert zh[0.88]["unanswerable_flagged"] == 1 and zh[0.88]["answerable_flagged"] == 0
+    assert zh[0.93]["unanswerable_flagged"] == 2 and zh[0.93]["answerable_flagged"] == 0
+    assert zh[0.95]["answerable_flagged"] == 0
+    en = [row for row in report.curve if row["script"] == "en"]
+    assert en == [
+        {"script": "en", "floor": 0.7, "unanswerable_flagged": 0, "answerable_flagged": 0}
+    ]
+
+
+def test_a_body_without_the_flag_counts_as_answerable():
+    questions = [Question("c", "q", "unanswerable", ())]
+    report = run_eval(questions, lambda q, k: {"results": []}, [])
+    assert report.answerability["unanswerable_flagged"] == 0
+    assert report.curve == []

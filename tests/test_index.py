@@ -253,7 +253,7 @@ def test_hit_json_shape_and_citation(retriever, built):
     assert scores == sorted(scores, reverse=True)
     for hit in hits:
         body = hit_json(hit)
-        assert set(body) == {"rank", "score", "text", "highlights", "citation"}
+        assert set(body) == {"rank", "score", "text", "highlights", "citation", "duplicates"}
         citation = body["citation"]
         assert set(citation) == {"doc_id", "source", "headline", "section", "paragraph", "spans"}
         assert citation["source"] == "corpus/000_a1e9ce7368794dc6.txt"

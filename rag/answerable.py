@@ -1,0 +1,67 @@
+"""Whether the bulletins answer a question at all, judged from retrieval evidence alone.
+
+Two tests, both cheap and both explainable to the user:
+- the question names a province that no indexed article is about and no passage mentions
+  (a question about 上海 asked of bulletins about 北京 and 重庆);
+- the best-matching sentence is less similar to the question than any answerable question's
+  best sentence was on the eval. The similarity scale of a multilingual model differs by
+  language (an off-topic Chinese question scores about 0.85, an off-topic English one 0.75), so
+  the floor is set per script. The floors belong to the default model: `rag eval` prints the
+  trade-off curve to choose them again for another model.
+
+What these tests cannot catch, and do not pretend to: a question about the right place and topic
+whose detail the bulletins lack (北京商业航天安排了多少财政补贴资金). Telling that apart needs a
+model that reads the passage, not a similarity score.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    answerable: bool
+    message: str | None = None
+    # Which test said no: "unknown_place" or "too_far"; None when answerable.
+    reason: str | None = None
+
+
+def is_chinese(question: str) -> bool:
+    """A question with any Chinese character is judged on the Chinese scale."""
+    return bool(_CJK.search(question))
+
+
+def judge(
+    question: str,
+    best_similarity: float,
+    *,
+    unknown_places: set[str],
+    floor_zh: float,
+    floor_en: float,
+) -> Verdict:
+    """The verdict for one question; `unknown_places` are provinces it names that no passage is
+    about or mentions, `best_similarity` the cosine of the best sentence it could search."""
+    chinese = is_chinese(question)
+    if unknown_places:
+        places = "、".join(sorted(unknown_places))
+        return Verdict(
+            False,
+            f"公报中没有关于{places}的内容。"
+            if chinese
+            else f"The bulletins say nothing about {places}.",
+            "unknown_place",
+        )
+    if best_similarity < (floor_zh if chinese else floor_en):
+        return Verdict(
+            False,
+            "公报中没有与这个问题足够接近的内容；下面是最接近的段落，可能并不回答问题。"
+            if chinese
+            else "Nothing in the bulletins is close to this question; the nearest passages "
+            "follow and may not answer it.",
+            "too_far",
+        )
+    return Verdict(True)
