@@ -41,6 +41,7 @@ SHOTS = REPO / "test-output" / "widget"
 
 EXAMPLE = "北京商业航天2028目标是什么"
 BEIJING_2028 = "到2028年，北京商业航天创新能力显著增强"
+BEIJING = "北京将建设具有全球影响力的商业航天创新发展高地"
 INJECTION = "<img src=x onerror=alert(1)>"
 # A second bulletin: markup in its text, and astral characters (𩽾𩾌) before the answering
 # sentence, so a widget slicing by UTF-16 units instead of code points marks the wrong words.
@@ -51,6 +52,16 @@ HOSTILE = (
     "蓝莓亩产突破八百公斤，创下热带地区纪录。\n"
 )
 HOSTILE_QUESTION = "海南蓝莓亩产突破多少公斤"
+# A third bulletin reprints the 2028 paragraph, as papers reprint a wire story: the API folds it
+# into the original's result and the card names it.
+REPRINT_HEADLINE = "商业航天要闻摘编"
+REPRINT = (
+    f"{REPRINT_HEADLINE}\n\n本报记者 王五\n\n"
+    + next(
+        line for line in BULLETIN.read_text(encoding="utf-8").splitlines() if BEIJING_2028 in line
+    )
+    + "\n"
+)
 LOADED = re.compile(r"^(answered|unanswered|error)$")
 ANSWER_TIMEOUT = 60_000  # ms; the first real search warms the model up
 
@@ -145,6 +156,7 @@ def server(tmp_path_factory) -> Iterator[str]:
     shutil.copy(BULLETIN, corpus / BULLETIN.name)
     shutil.copy(BULLETIN.with_name(BULLETIN.stem + ".meta.json"), corpus)
     (corpus / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
+    (corpus / "reprint.txt").write_text(REPRINT, encoding="utf-8")
     env = {
         **os.environ,
         "RAG_ROOT": str(home),
@@ -269,10 +281,14 @@ def marks_of(card: Locator) -> list[str]:
     return card.locator(".passage mark").all_text_contents()
 
 
-def api_search(base: str, question: str) -> list[dict]:
+def api_reply(base: str, question: str) -> dict:
     reply = httpx.post(f"{base}/v1/search", json={"query": question, "top_k": 5}, timeout=60)
     assert reply.status_code == 200, reply.text
-    return reply.json()["results"]
+    return reply.json()
+
+
+def api_search(base: str, question: str) -> list[dict]:
+    return api_reply(base, question)["results"]
 
 
 def squeeze(text: str) -> str:
@@ -309,6 +325,12 @@ def test_answer_cards(tab):
     texts = turn.locator(".passage").all_text_contents()
     assert texts == [r["text"] for r in expected]
     assert BEIJING_2028 in texts[0], texts[:3]
+    # The reprint is not a second card; the first card says where else the text appears.
+    assert sum(BEIJING_2028 in text for text in texts) == 1
+    # Whichever copy scored higher is the card; the other is named under it.
+    first, twins = expected[0]["citation"], expected[0]["duplicates"]
+    assert {first["headline"], *(t["headline"] for t in twins)} == {BEIJING, REPRINT_HEADLINE}
+    expect(cards.first.locator(".also")).to_contain_text("同样的文字另见：" + twins[0]["headline"])
     for i, result in enumerate(expected):
         card = cards.nth(i)
         marks = marks_of(card)
@@ -329,6 +351,7 @@ def test_source_viewer_marks_the_cited_passage(tab):
     turn = ask(page, EXAMPLE)
     card = turn.locator(".card").filter(has_text=BEIJING_2028).first
     passage = card.locator(".passage").inner_text()
+    cited = next(r for r in api_search(tab.base, EXAMPLE) if BEIJING_2028 in r["text"])
     view = card.get_by_role("button", name="查看原文")
     view.click()
     viewer = page.locator(".viewer")
@@ -337,7 +360,7 @@ def test_source_viewer_marks_the_cited_passage(tab):
     expect(marks.first).to_be_visible()
     assert squeeze("".join(marks.all_text_contents())) == squeeze(passage)
     expect(marks.first).to_be_in_viewport()
-    expect(viewer.locator("h4")).to_have_text("北京将建设具有全球影响力的商业航天创新发展高地")
+    expect(viewer.locator("h4")).to_have_text(cited["citation"]["headline"])
     assert active(page).startswith("button.icon-button back")
     shot(page, "source")
 
@@ -385,20 +408,14 @@ def test_bulletin_markup_is_shown_as_text(tab):
 
 @in_browser
 def test_no_answer_says_so_and_folds_the_nearest(tab):
-    nearest = api_search(tab.base, EXAMPLE)[:2]
-    reply = {
-        "query": "火星移民计划",
-        "took_ms": 3.0,
-        "answerable": False,
-        "message": "最相关段落的得分低于阈值",
-        "results": nearest,
-    }
-    tab.page.route("**/v1/search**", lambda route: route.fulfill(json=reply))
+    question = "上海集成电路产业2024年的目标是什么？"
+    reply = api_reply(tab.base, question)
+    assert reply["answerable"] is False  # the real service's verdict, not a faked reply
     page = open_panel(tab)
-    turn = ask(page, "火星移民计划")
+    turn = ask(page, question)
     expect(turn).to_have_attribute("data-state", "unanswered")
     expect(turn.locator(".no-answer")).to_have_text("公报中没有找到能回答这个问题的内容。")
-    expect(turn.get_by_text("最相关段落的得分低于阈值")).to_be_visible()
+    expect(turn.get_by_text("公报中没有关于上海的内容。")).to_be_visible()
     folded = turn.locator("details.nearest")
     expect(folded.locator("summary")).to_have_text("最接近的段落（可能不相关）")
     expect(folded).not_to_have_attribute("open", "")
@@ -407,7 +424,7 @@ def test_no_answer_says_so_and_folds_the_nearest(tab):
     expect(turn.locator(".summary")).to_have_count(0)
     shot(page, "no-answer")
     folded.locator("summary").click()
-    expect(folded.locator(".card")).to_have_count(2)
+    expect(folded.locator(".card")).to_have_count(len(reply["results"]))
     expect(folded.locator(".card").first).to_be_visible()
     shot(page, "no-answer-unfolded")
 

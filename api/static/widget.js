@@ -37,6 +37,7 @@
       source: "查看原文",
       sourceTitle: "原文",
       sourceOf: (where) => `查看原文：${where}`,
+      also: (where) => `同样的文字另见：${where}`,
       back: "返回",
       loadingSource: "正在载入原文…",
       rank: "排名与相关度",
@@ -67,6 +68,7 @@
       source: "View source",
       sourceTitle: "Source",
       sourceOf: (where) => `View source: ${where}`,
+      also: (where) => `The same text also appears in: ${where}`,
       back: "Back",
       loadingSource: "Loading the bulletin…",
       rank: "rank and relevance",
@@ -149,7 +151,7 @@
       border-radius: 10px; }
     .passage { margin: 0 0 8px; overflow-wrap: anywhere; }
     mark { background: var(--mark); color: inherit; padding: 1px 0; border-radius: 2px; }
-    .cite { margin: 0 0 10px; color: var(--muted); font-size: 12.5px; overflow-wrap: anywhere; }
+    .cite, .also { margin: 0 0 10px; color: var(--muted); font-size: 12.5px; overflow-wrap: anywhere; }
     .card-foot { display: flex; align-items: center; justify-content: space-between; gap: 8px; }
     .pill { padding: 3px 12px; border: 1px solid #c7d3ea; border-radius: 999px;
       background: #f2f6fd; color: var(--accent); font-size: 13px; }
@@ -528,6 +530,13 @@
     return "unanswered";
   }
 
+  // headline · section · ¶n, as the CLI prints it.
+  function citationLine(citation) {
+    return [citation.headline || citation.doc_id, citation.section, `¶${citation.paragraph}`]
+      .filter(Boolean)
+      .join(" · ");
+  }
+
   function cards(results) {
     return h("ol", { class: "cards" }, results.map(card));
   }
@@ -538,10 +547,9 @@
     const units = unitOffsets(text);
     const passage = h("p", { class: "passage" });
     appendMarked(passage, text, units, 0, units.length - 1, result.highlights || []);
-    const paragraph = `¶${citation.paragraph}`;
-    const where = [citation.headline || citation.doc_id, citation.section, paragraph]
-      .filter(Boolean)
-      .join(" · ");
+    const where = citationLine(citation);
+    // Reprints of this passage (the API folds them into one result) are named, not repeated.
+    const twins = Array.isArray(result.duplicates) ? result.duplicates : [];
     const view = h(
       "button",
       { type: "button", class: "pill view", "aria-label": t.sourceOf(where) },
@@ -554,6 +562,9 @@
       { class: "card" },
       passage,
       h("p", { class: "cite" }, where),
+      twins.length
+        ? h("p", { class: "also" }, t.also(twins.map((c) => citationLine(c || {})).join("；")))
+        : null,
       h(
         "div",
         { class: "card-foot" },
