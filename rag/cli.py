@@ -146,6 +146,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rag.evaluate import load_questions, local_search, run_eval
 
     questions = load_questions(Path(args.questions))
+    if args.modes:
+        return _compare_modes(questions, settings)
     if args.url:
         import httpx
 
@@ -193,6 +195,26 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"miss {miss['id']} [{miss['category']}] {miss['question']} -> "
             f"first relevant at {miss['first_relevant_rank']}; got: {miss['got']}"
+        )
+    return 0
+
+
+def _compare_modes(questions: list, settings: Settings) -> int:
+    """Every search mode side by side on the same questions and index."""
+    from rag.evaluate import CATEGORIES, local_search, run_eval
+    from rag.retrieve import MODES
+
+    retriever = open_retriever(settings, build_if_missing=True)
+    texts = [p.text for p in retriever.index.passages]
+    print(f"{'mode':10}{'hit@1':>8}{'R@5':>8}{'MRR@10':>8}{'nDCG@10':>9}   hit@1 by category")
+    for mode in MODES:
+        report = run_eval(questions, local_search(retriever, mode), texts)
+        o = report.overall
+        by = "  ".join(f"{c} {report.by_category[c]['hit@1']:.3f}" for c in CATEGORIES)
+        default = " (default)" if mode == retriever.mode else ""
+        print(
+            f"{mode:10}{o['hit@1']:8.3f}{o['recall@5']:8.3f}{o['mrr@10']:8.3f}"
+            f"{o['ndcg@10']:9.3f}   {by}{default}"
         )
     return 0
 
@@ -248,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--questions", default="eval/questions.jsonl")
     evaluate.add_argument("--mode", choices=("dense", "lexical", "hybrid"))
+    evaluate.add_argument(
+        "--modes", action="store_true", help="every search mode side by side (in-process)"
+    )
     evaluate.set_defaults(func=cmd_eval)
 
     defaults = Settings()

@@ -169,3 +169,34 @@ def test_index_without_anything_to_index_is_a_user_error(cli, capsys, tmp_path):
     assert code == 2
     assert err.startswith("rag: ") and "no text" in err
     assert not (cli / "current").exists()
+
+
+def _questions(tmp_path: Path) -> Path:
+    path = tmp_path / "questions.jsonl"
+    rows = [
+        {"id": "a", "question": "北京商业航天", "category": "exact", "answers": ["南箭北星"]},
+        {"id": "b", "question": "上海集成电路目标", "category": "unanswerable", "answers": []},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    return path
+
+
+def test_eval_reports_the_answerable_flag_and_its_curve(cli, capsys, tmp_path):
+    code, out, err = _run(capsys, "eval", "--questions", str(_questions(tmp_path)), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["questions"] == 2 and report["answerable"] == 1
+    # 上海: no article is about it and no passage mentions it.
+    assert report["answerability"]["unanswerable_flagged"] == 1
+    assert {row["script"] for row in report["curve"]} == {"zh"}
+
+
+def test_eval_compares_every_mode(cli, capsys, tmp_path):
+    code, out, err = _run(capsys, "eval", "--questions", str(_questions(tmp_path)), "--modes")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(rows) == {"dense", "lexical", "hybrid"}
+    assert rows["hybrid"].endswith("(default)")
+    for line in rows.values():
+        hit1, recall5 = (float(v) for v in line.split()[1:3])
+        assert 0.0 <= hit1 <= 1.0 and 0.0 <= recall5 <= 1.0
