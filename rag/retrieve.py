@@ -126,7 +126,13 @@ class Retriever:
         )
         self._doc_ids = {p.doc_id for p in passages}
         self._regions = np.array([p.region for p in passages])
-        self._years = _article_years(passages)
+        # Filters and the year preference look at article metadata only, so they are worked
+        # out per article and spread to its passages by index: no per-passage Python per query.
+        self._article_of, self._articles, self._article_years = _articles(passages)
+        # Sentences are stored grouped by passage: passage i's rows are bounds[i]:bounds[i + 1].
+        self._sentence_bounds = np.searchsorted(
+            index.sentences[:, 0], np.arange(len(passages) + 1), side="left"
+        )
         # Provinces the index knows anything about: an article's region or a passage's words.
         self._places = set(self._regions.tolist()).union(
             *(provinces_named(p.text) for p in passages)
@@ -164,7 +170,11 @@ class Retriever:
             raise QueryError(f"unknown doc_id {filters.doc_id!r}")
         mode = mode or self.mode
         passages = self.index.passages
-        mask = np.array([filters is None or filters.admits(p) for p in passages], dtype=bool)
+        if filters is None:
+            mask = np.ones(len(passages), dtype=bool)
+        else:
+            admitted = np.array([filters.admits(p) for p in self._articles], dtype=bool)
+            mask = admitted[self._article_of]
         if not mask.any():
             return Answer((), False, "没有符合筛选条件的段落。", 0.0, "filtered_out")
         vector = self.embedder.encode_queries([query])
@@ -247,13 +257,13 @@ class Retriever:
             preferred += np.isin(self._regions, sorted(places))
         years = years_named(query)
         if years:
-            about = np.array([bool(years & ys) for ys in self._years], dtype=bool)
+            about = np.array([bool(years & ys) for ys in self._article_years], dtype=bool)
             if not about.all():
-                preferred += about
+                preferred += about[self._article_of]
         return preferred
 
     def _best_sentence(self, passage: int, sentence_scores: np.ndarray) -> tuple[tuple[int, int]]:
-        rows = np.flatnonzero(self.index.sentences[:, 0] == passage)
+        rows = np.arange(self._sentence_bounds[passage], self._sentence_bounds[passage + 1])
         if not len(rows):
             return ((0, len(self.index.passages[passage].text)),)
         best = rows[np.argmax(sentence_scores[rows])]
@@ -283,22 +293,31 @@ class Retriever:
         return scores, self._per_passage(sentence_scores, floor)
 
 
-def _article_years(passages: Sequence[Passage]) -> list[frozenset[int]]:
-    """Per passage, the years its article is about: its date, headline and lead paragraph."""
-    years: dict[tuple[str, int], set[int]] = {}
-    lead: dict[tuple[str, int], int] = {}
-    for p in passages:
+def _articles(
+    passages: Sequence[Passage],
+) -> tuple[np.ndarray, list[Passage], list[frozenset[int]]]:
+    """Per passage its article's slot; per article its first passage and the years it is about
+    (its date, and the years its headline and lead paragraph name)."""
+    slots: dict[tuple[str, int], int] = {}
+    first: list[Passage] = []
+    years: list[set[int]] = []
+    lead: list[int] = []
+    article_of = np.empty(len(passages), dtype=np.int64)
+    for i, p in enumerate(passages):
         key = (p.doc_id, p.article)
-        found = years.setdefault(key, set())
-        found |= years_named(p.headline)
-        if p.date[:4].isdigit():
-            found.add(int(p.date[:4]))
-        lead[key] = min(lead.get(key, p.paragraph), p.paragraph)
-    for p in passages:
-        key = (p.doc_id, p.article)
-        if p.paragraph == lead[key]:
-            years[key] |= years_named(p.text)
-    return [frozenset(years[(p.doc_id, p.article)]) for p in passages]
+        if key not in slots:
+            slots[key] = len(first)
+            first.append(p)
+            years.append(
+                years_named(p.headline) | ({int(p.date[:4])} if p.date[:4].isdigit() else set())
+            )
+            lead.append(p.paragraph)
+        slot = article_of[i] = slots[key]
+        lead[slot] = min(lead[slot], p.paragraph)
+    for i, p in enumerate(passages):
+        if p.paragraph == lead[article_of[i]]:
+            years[article_of[i]] |= years_named(p.text)
+    return article_of, first, [frozenset(y) for y in years]
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
