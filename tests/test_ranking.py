@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rag.index import build_index, load_index
@@ -97,3 +98,15 @@ def test_a_place_no_article_is_about_adds_nothing(retrievers):
     assert [h.passage for h in plain.search(question, k=10)] == [
         h.passage for h in preferring.search(question, k=10)
     ]
+
+
+def test_top_is_the_stable_order_of_the_best():
+    from rag.retrieve import _top
+
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, size=200).astype(np.float32)  # many ties
+    scores[::7] = -np.inf
+    expected = np.argsort(-scores, kind="stable")
+    for m in (1, 5, 50, 199, 200):
+        assert _top(scores, m).tolist() == expected[:m].tolist()
+    assert _top(scores, 0).tolist() == []
