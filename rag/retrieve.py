@@ -306,8 +306,11 @@ def _top(scores: np.ndarray, m: int) -> np.ndarray:
     if m <= 0:
         return np.zeros(0, dtype=np.int64)
     if m < len(scores):
-        part = np.argpartition(-scores, m - 1)[:m]
-        return part[np.lexsort((part, -scores[part]))]
+        cut = scores[np.argpartition(-scores, m - 1)[m - 1]]
+        # Ties at the cut go to the lower index, as a stable sort would have it.
+        above = np.flatnonzero(scores > cut)
+        chosen = np.concatenate([above, np.flatnonzero(scores == cut)[: m - len(above)]])
+        return chosen[np.lexsort((chosen, -scores[chosen]))]
     return np.argsort(-scores, kind="stable")
 
 
