@@ -1,9 +1,11 @@
 """Search cost as the corpus grows, without the model: what the retriever itself adds per query.
 
-The bundled bulletin's passages are repeated (each copy in its own bulletin, with a province of
-its own) up to N passages; vectors are random unit vectors and the query embedder returns one
-too, so the figures are fusion, BM25, filters, preference, duplicate folding and highlights,
-not the query embedding (about 18 ms on this machine, see bench/embedding.py).
+The bundled bulletin's passages are the models for N synthetic ones: the same metadata and
+length, in a bulletin and province of their own, with text drawn at random from the bulletin's
+characters (so BM25 sees a realistic vocabulary and no two passages are near-duplicates, as in a
+real corpus). Vectors are random unit vectors and the query embedder returns one too, so the
+figures are fusion, BM25, filters, preference, duplicate folding and highlights, not the query
+embedding (about 18 ms on this machine, see bench/embedding.py).
 
 Run: .venv/bin/python bench/search_scale.py [--sizes 1000 10000 100000] [--queries 50]
 """
@@ -57,25 +59,27 @@ def synthetic_index(size: int) -> LoadedIndex:
     settings = Settings(root=REPO)
     _, base = passages_of(load_bulletins([REPO / "corpus"], REPO), settings)
     provinces = list(PROVINCES)
+    rng = np.random.default_rng(1)
+    alphabet = np.array(sorted({ch for p in base for ch in p.text if not ch.isspace()}))
     passages = []
     for i in range(size):
         p = base[i % len(base)]
         copy = i // len(base)
+        chars = rng.choice(alphabet, size=len(p.text))
+        chars[rng.integers(20, 60) :: 45] = "。"  # sentences of about the bulletin's length
         passages.append(
             dataclasses.replace(
                 p,
                 passage_id=f"{p.passage_id}-{copy}",
                 doc_id=f"{p.doc_id}-{copy}",
                 region=provinces[copy % len(provinces)],
-                # Vary the text a little so BM25 and duplicate folding see distinct passages.
-                text=f"{p.text}（第{copy}期）",
+                text="".join(chars),
             )
         )
     sentences = np.array(
         [(i, a, b) for i, p in enumerate(passages) for a, b in split_sentences(p.text)],
         dtype=np.int64,
     )
-    rng = np.random.default_rng(1)
     vectors = _unit(rng.standard_normal((size, DIM)).astype(np.float32))
     sentence_vectors = _unit(rng.standard_normal((len(sentences), DIM)).astype(np.float32))
     flat = faiss.IndexFlatIP(DIM)

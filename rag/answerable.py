@@ -18,21 +18,39 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+# Why a question was judged unanswerable: it names only provinces the index knows nothing of;
+# nothing is close enough; the filters admit no passage.
+Reason = Literal["unknown_place", "too_far", "filtered_out"]
 
 
 @dataclass(frozen=True)
 class Verdict:
     answerable: bool
     message: str | None = None
-    # Which test said no: "unknown_place" or "too_far"; None when answerable.
-    reason: str | None = None
+    reason: Reason | None = None  # None when answerable
 
 
 def is_chinese(question: str) -> bool:
-    """A question with any Chinese character is judged on the Chinese scale."""
-    return bool(_CJK.search(question))
+    """Whether the question is mostly Chinese: more Chinese characters than Latin words.
+
+    A Chinese character is about a word's worth of meaning, so "What is 北京's 2028 goal?" is
+    English (2 against 4) and "北京商业航天的GDP目标" is Chinese.
+    """
+    return len(_CJK.findall(question)) > len(_LATIN_WORD.findall(question))
+
+
+def nothing_admitted(question: str) -> Verdict:
+    """The verdict when the filters leave no passage to search."""
+    return Verdict(
+        False,
+        "没有符合筛选条件的段落。" if is_chinese(question) else "No passage matches the filters.",
+        "filtered_out",
+    )
 
 
 def judge(
@@ -43,8 +61,9 @@ def judge(
     floor_zh: float,
     floor_en: float,
 ) -> Verdict:
-    """The verdict for one question; `unknown_places` are provinces it names that no passage is
-    about or mentions, `best_similarity` the cosine of the best sentence it could search."""
+    """The verdict for one question; `unknown_places` are the provinces it names when none of
+    them is an article's or a passage's, `best_similarity` the cosine of the closest passage or
+    sentence it could search."""
     chinese = is_chinese(question)
     if unknown_places:
         places = "、".join(sorted(unknown_places))

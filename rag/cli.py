@@ -9,8 +9,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.evaluate import Question
 
 
 class UserError(Exception):
@@ -147,6 +151,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     questions = load_questions(Path(args.questions))
     if args.modes:
+        if args.url or args.mode or args.json:
+            raise UserError(
+                "--modes runs every mode in-process; it takes no --url, --mode or --json"
+            )
         return _compare_modes(questions, settings)
     if args.url:
         import httpx
@@ -165,8 +173,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         report = run_eval(questions, over_http, None)
     else:
         retriever = open_retriever(settings, build_if_missing=True)
-        texts = [p.text for p in retriever.index.passages]
-        report = run_eval(questions, local_search(retriever, args.mode), texts)
+        report = run_eval(questions, local_search(retriever, args.mode), retriever.passage_texts)
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
         return 0
@@ -199,13 +206,13 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _compare_modes(questions: list, settings: Settings) -> int:
+def _compare_modes(questions: list[Question], settings: Settings) -> int:
     """Every search mode side by side on the same questions and index."""
     from rag.evaluate import CATEGORIES, local_search, run_eval
     from rag.retrieve import MODES
 
     retriever = open_retriever(settings, build_if_missing=True)
-    texts = [p.text for p in retriever.index.passages]
+    texts = retriever.passage_texts
     print(f"{'mode':10}{'hit@1':>8}{'R@5':>8}{'MRR@10':>8}{'nDCG@10':>9}   hit@1 by category")
     for mode in MODES:
         report = run_eval(questions, local_search(retriever, mode), texts)

@@ -50,6 +50,8 @@ _ENGLISH = {
     name: re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE)
     for name, names in PROVINCES.items()
 }
+# What follows a province's name in its full form: 北京市, 四川省, 宁夏回族自治区, 香港特别行政区.
+_SUFFIXES = ("省", "市", "自治区", "回族自治区", "壮族自治区", "维吾尔自治区", "特别行政区", "地区")
 # A year of this century or the last, alone or as a range such as 2024—2028.
 _YEAR_RANGE = re.compile(r"(?<!\d)((?:19|20)\d\d)(?:\s*[—–\-~至到]\s*((?:19|20)\d\d))?(?!\d)")
 
@@ -61,8 +63,21 @@ def first_province(text: str) -> str | None:
 
 
 def provinces_named(text: str) -> set[str]:
-    """Every province `text` names, in Chinese or English, as its Chinese name."""
-    return {name for name, english in _ENGLISH.items() if name in text or english.search(text)}
+    """Every province `text` names, in Chinese or English, as its Chinese name.
+
+    Chinese names count only as whole words (jieba), alone or with their administrative suffix:
+    a bare substring test finds 河北 in 黄河北岸, 海南 in 上海南站 and 山西 in 中山西路.
+    """
+    import jieba
+
+    found = {name for name, english in _ENGLISH.items() if english.search(text)}
+    if any(name in text for name in PROVINCES):
+        for word in jieba.lcut(text):
+            for name in PROVINCES:
+                rest = word[len(name) :] if word.startswith(name) else None
+                if rest is not None and (not rest or rest.startswith(_SUFFIXES)):
+                    found.add(name)
+    return found
 
 
 def years_named(text: str) -> set[int]:

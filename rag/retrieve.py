@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from rag.answerable import judge
+from rag.answerable import judge, nothing_admitted
+from rag.articles import ArticleTable
 from rag.documents import Passage
+from rag.duplicates import fold
 from rag.embed import Embedder
 from rag.index import LoadedIndex
 from rag.lexical import LexicalIndex, Tokenizer
-from rag.places import provinces_named, years_named
 from rag.settings import Settings
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
+# The settings' declared defaults (not the environment's values).
+_DEFAULTS: dict[str, Any] = {name: f.default for name, f in Settings.model_fields.items()}
 
 
 class QueryError(ValueError):
@@ -80,12 +81,8 @@ Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 # How many dense candidates an approximate (HNSW) index returns for fusion.
 APPROX_CANDIDATES = 200
-# Share of the shorter passage's character pairs found in the longer one that makes them the
-# same text. Measured on the bundled bulletin: its three pull quotes share 1.0 with the body;
-# two distinct passages at most 0.35.
-NEAR_DUPLICATE = 0.8
-# How far past the k-th result duplicates are looked for and folded in; a copy ranked lower than
-# this shows neither as a result nor in `duplicates`.
+# How far past the k-th result copies of a result are looked for and folded into it; a copy
+# ranked lower than this is not listed in `duplicates`.
 FOLD_WINDOW = 50
 
 
@@ -101,24 +98,32 @@ def min_max(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class Retriever:
-    """The embedder, the loaded index and its lexical twin, held for the life of the process."""
+    """The embedder, the loaded index and its lexical twin, held for the life of the process.
+
+    Keyword defaults are the settings' declared defaults, so a retriever built without settings
+    (tests, notebooks) ranks and judges as the service does.
+    """
 
     def __init__(
         self,
         embedder: Embedder,
         index: LoadedIndex,
         *,
-        mode: Mode = "hybrid",
-        dense_weight: float = 0.5,
-        lexical_tokenizer: Tokenizer = "bigram",
-        preference: float = 0.2,
-        answer_floors: tuple[float, float] = (0.0, 0.0),
+        mode: Mode = _DEFAULTS["search_mode"],
+        dense_weight: float = _DEFAULTS["dense_weight"],
+        lexical_tokenizer: Tokenizer = _DEFAULTS["lexical_tokenizer"],
+        preference: float = _DEFAULTS["place_time_preference"],
+        answer_floors: tuple[float, float] = (
+            _DEFAULTS["answer_floor_zh"],
+            _DEFAULTS["answer_floor_en"],
+        ),
     ) -> None:
         self.embedder = embedder
         self.index = index
         self.mode = mode
         self.dense_weight = dense_weight
         self.preference = preference
+        self.floor_zh, self.floor_en = answer_floors
         passages = index.passages
         texts = [p.text for p in passages]
         self.lexical = LexicalIndex(texts, lexical_tokenizer)
@@ -128,21 +133,12 @@ class Retriever:
             [texts[i][a:b] for i, a, b in index.sentences], lexical_tokenizer
         )
         self._doc_ids = {p.doc_id for p in passages}
-        self._regions = np.array([p.region for p in passages])
-        # Filters and the year preference look at article metadata only, so they are worked
-        # out per article and spread to its passages by index: no per-passage Python per query.
-        self._article_of, self._articles, self._article_years = _articles(passages)
-        self._article_regions = {a.region for a in self._articles}
+        self.passage_texts = texts
+        self.articles = ArticleTable(passages)
         # Sentences are stored grouped by passage: passage i's rows are bounds[i]:bounds[i + 1].
         self._sentence_bounds = np.searchsorted(
             index.sentences[:, 0], np.arange(len(passages) + 1), side="left"
         )
-        # Provinces the index knows anything about: an article's region or a passage's words.
-        self._places = set(self._regions.tolist()).union(
-            *(provinces_named(p.text) for p in passages)
-        )
-        self.floor_zh, self.floor_en = answer_floors
-        self._pair_cache: dict[str, frozenset[str]] = {}
 
     @classmethod
     def from_settings(cls, embedder: Embedder, index: LoadedIndex, settings: Settings) -> Retriever:
@@ -177,10 +173,10 @@ class Retriever:
         if filters is None:
             mask = np.ones(len(passages), dtype=bool)
         else:
-            admitted = np.array([filters.admits(p) for p in self._articles], dtype=bool)
-            mask = admitted[self._article_of]
+            mask = self.articles.mask(filters.admits)
         if not mask.any():
-            return Answer((), False, "没有符合筛选条件的段落。", 0.0, "filtered_out")
+            nothing = nothing_admitted(query)
+            return Answer((), False, nothing.message, 0.0, nothing.reason)
         vector = self.embedder.encode_queries([query])
         # Sentence scores are needed in every mode: they pick the highlighted sentence and
         # tell whether anything is close enough to answer.
@@ -199,71 +195,30 @@ class Retriever:
                 + min_max(self._per_passage(self.sentence_lexical.scores(query), 0.0), mask)
             ) / 2
             scores += (1.0 if mode == "lexical" else 1 - self.dense_weight) * lexical
-        scores += self.preference * self._preferred(query)
+        scores += self.preference * self.articles.preferred(query)
         scores[~mask] = -np.inf
         best_similarity = float(np.maximum(passage_cos, sentence_cos)[mask].max())
         verdict = judge(
             query,
             best_similarity,
-            unknown_places=provinces_named(query) - self._places,
+            unknown_places=self.articles.unknown_places(query),
             floor_zh=self.floor_zh,
             floor_en=self.floor_en,
         )
-        hits: list[Hit] = []
-        for i in _top(scores, min(int(mask.sum()), k + FOLD_WINDOW)):
-            passage = passages[i]
-            twin = next((h for h in hits if self._near_duplicates(h.passage, passage)), None)
-            if twin is not None:
-                hits[hits.index(twin)] = dataclasses.replace(
-                    twin, duplicates=(*twin.duplicates, passage)
-                )
-                continue
-            if len(hits) == k:
-                break
-            hits.append(
-                Hit(
-                    rank=len(hits) + 1,
-                    score=float(scores[i]),
-                    passage=passage,
-                    highlights=self._best_sentence(int(i), sentence_scores),
-                )
+        candidates = _top(scores, min(int(mask.sum()), k + FOLD_WINDOW))
+        hits = [
+            Hit(
+                rank=rank,
+                score=float(scores[i]),
+                passage=passages[i],
+                highlights=self._best_sentence(int(i), sentence_scores),
+                duplicates=tuple(passages[c] for c in copies),
             )
+            for rank, (i, copies) in enumerate(fold(candidates, self.passage_texts, k), start=1)
+        ]
         return Answer(
             tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
         )
-
-    def _near_duplicates(self, a: Passage, b: Passage) -> bool:
-        """Most of the shorter passage's character pairs are in the longer one: the same
-        sentences printed twice (a pull quote, a wire story in two bulletins)."""
-        pa, pb = self._pairs(a.text), self._pairs(b.text)
-        shorter = min(len(pa), len(pb))
-        return shorter > 0 and len(pa & pb) / shorter >= NEAR_DUPLICATE
-
-    def _pairs(self, text: str) -> frozenset[str]:
-        found = self._pair_cache.get(text)
-        if found is None:
-            squashed = "".join(text.split())
-            found = frozenset(squashed[i : i + 2] for i in range(len(squashed) - 1))
-            self._pair_cache[text] = found
-        return found
-
-    def _preferred(self, query: str) -> np.ndarray:
-        """1 for passages of an article about a place the question names, +1 for a year it names.
-
-        Read off the index's metadata (article region, the years its headline, lead and date
-        name), so a new bulletin about another province or plan period needs no code change. A
-        year every article shares says nothing and adds nothing.
-        """
-        preferred = np.zeros(len(self.index.passages), dtype=np.float32)
-        places = provinces_named(query) & self._article_regions
-        if places:
-            preferred += np.isin(self._regions, sorted(places))
-        years = years_named(query)
-        if years:
-            about = np.array([bool(years & ys) for ys in self._article_years], dtype=bool)
-            if not about.all():
-                preferred += about[self._article_of]
-        return preferred
 
     def _best_sentence(self, passage: int, sentence_scores: np.ndarray) -> tuple[tuple[int, int]]:
         rows = np.arange(self._sentence_bounds[passage], self._sentence_bounds[passage + 1])
@@ -312,33 +267,6 @@ def _top(scores: np.ndarray, m: int) -> np.ndarray:
         chosen = np.concatenate([above, np.flatnonzero(scores == cut)[: m - len(above)]])
         return chosen[np.lexsort((chosen, -scores[chosen]))]
     return np.argsort(-scores, kind="stable")
-
-
-def _articles(
-    passages: Sequence[Passage],
-) -> tuple[np.ndarray, list[Passage], list[frozenset[int]]]:
-    """Per passage its article's slot; per article its first passage and the years it is about
-    (its date, and the years its headline and lead paragraph name)."""
-    slots: dict[tuple[str, int], int] = {}
-    first: list[Passage] = []
-    years: list[set[int]] = []
-    lead: list[int] = []
-    article_of = np.empty(len(passages), dtype=np.int64)
-    for i, p in enumerate(passages):
-        key = (p.doc_id, p.article)
-        if key not in slots:
-            slots[key] = len(first)
-            first.append(p)
-            years.append(
-                years_named(p.headline) | ({int(p.date[:4])} if p.date[:4].isdigit() else set())
-            )
-            lead.append(p.paragraph)
-        slot = article_of[i] = slots[key]
-        lead[slot] = min(lead[slot], p.paragraph)
-    for i, p in enumerate(passages):
-        if p.paragraph == lead[article_of[i]]:
-            years[article_of[i]] |= years_named(p.text)
-    return article_of, first, [frozenset(y) for y in years]
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:

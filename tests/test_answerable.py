@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from rag.answerable import judge
+from rag.answerable import is_chinese, judge, nothing_admitted
+from rag.duplicates import fold
 from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever, hit_json
@@ -33,7 +34,46 @@ def test_the_floor_depends_on_the_script():
 
 def test_exactly_at_the_floor_is_answerable():
     assert judge("规划是什么", 0.875, unknown_places=set(), **FLOORS).answerable
+    assert not judge("规划是什么", 0.8749, unknown_places=set(), **FLOORS).answerable
+    assert judge("What is it?", 0.77, unknown_places=set(), **FLOORS).answerable
     assert not judge("What is it?", 0.7699, unknown_places=set(), **FLOORS).answerable
+
+
+@pytest.mark.parametrize(
+    ("question", "chinese"),
+    [
+        ("北京商业航天2028目标是什么", True),
+        ("北京商业航天的GDP目标是什么", True),
+        ("What is 北京's 2028 goal for commercial space?", False),
+        ("How many 独角兽 companies will Beijing have?", False),
+        ("What does the 南箭北星 layout mean?", False),
+    ],
+)
+def test_the_script_is_the_questions_main_language(question, chinese):
+    assert is_chinese(question) is chinese
+    # An English question quoting Chinese names is judged on the English scale, in English.
+    verdict = judge(question, 0.80, unknown_places=set(), **FLOORS)
+    assert verdict.answerable is not chinese
+    if chinese:
+        assert verdict.message and verdict.message.startswith("公报")
+
+
+def test_nothing_admitted_speaks_the_questions_language():
+    assert nothing_admitted("北京的目标").message == "没有符合筛选条件的段落。"
+    assert nothing_admitted("Beijing's goal").message == "No passage matches the filters."
+    assert nothing_admitted("Beijing's goal").reason == "filtered_out"
+
+
+def test_fold_keeps_k_distinct_and_folds_copies_below_the_kth():
+    texts = [
+        "北京商业航天创新能力显著增强",
+        "重庆工业投资增长百分之十四",
+        "北京商业航天创新能力显著增强。",
+    ]
+    # The copy is ranked after the k-th distinct result and is still folded in.
+    assert fold([0, 1, 2], texts, k=1) == [(0, [2])]
+    assert fold([0, 1, 2], texts, k=2) == [(0, [2]), (1, [])]
+    assert fold([], texts, k=3) == []
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +120,12 @@ def test_distinct_paragraphs_are_not_collapsed(reprinted):
     original = [p for p in reprinted.index.passages if p.source != "corpus/reprint.txt"]
     shown = [h.passage for h in hits if h.passage.source != "corpus/reprint.txt"]
     assert len(shown) == len(original)
+
+
+def test_a_known_province_named_beside_an_unknown_one_is_answered(reprinted):
+    answer = reprinted.answer("北京和江苏的商业航天目标有何不同")
+    assert answer.reason != "unknown_place"
+    assert reprinted.answer("江苏的商业航天目标").reason == "unknown_place"
 
 
 def test_a_place_one_passage_mentions_is_not_unknown(reprinted):

@@ -35,11 +35,14 @@ SECOND = (
 )
 
 
+# The fake embedder's cosines have no meaning as closeness, so the service under test keeps
+# only the unknown-place test unless a test sets floors of its own.
+NO_FLOORS = {"answer_floor_zh": 0.0, "answer_floor_en": 0.0}
+
+
 def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    return Retriever(
-        FakeEmbedder(),
-        load_index(settings, model_id=FakeEmbedder.model_id, dim=FakeEmbedder.dim),
-    )
+    index = load_index(settings, model_id=FakeEmbedder.model_id, dim=FakeEmbedder.dim)
+    return Retriever.from_settings(FakeEmbedder(), index, settings)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,8 @@ def index_dir(tmp_path_factory) -> Path:
 
 
 def _client(index_dir: Path, **overrides) -> TestClient:
-    return TestClient(create_app(Settings(root=REPO, index_dir=index_dir, **overrides), load=load))
+    settings = Settings(root=REPO, index_dir=index_dir, **{**NO_FLOORS, **overrides})
+    return TestClient(create_app(settings, load=load))
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +137,26 @@ def test_answerable_flag_and_message(client):
     english = client.get("/v1/search", params={"q": "What is Shanghai's 2024 target?"}).json()
     assert english["answerable"] is False and "Shanghai" not in english["message"]
     assert english["message"].startswith("The bulletins say nothing about 上海")
+
+
+def test_nothing_close_enough_over_http(index_dir):
+    # Floors above any cosine: every question is too far, in its own language.
+    with _client(index_dir, answer_floor_zh=1.0, answer_floor_en=1.0) as strict:
+        chinese = strict.post("/v1/search", json={"query": "北京商业航天"}).json()
+        english = strict.get("/v1/search", params={"q": "What is 北京's 2028 goal?"}).json()
+    assert chinese["answerable"] is False and english["answerable"] is False
+    assert chinese["message"].startswith("公报中没有与这个问题足够接近的内容")
+    assert english["message"].startswith("Nothing in the bulletins is close")
+    assert chinese["results"] and english["results"]
+
+
+def test_filters_that_admit_nothing(client):
+    body = {"query": "Beijing space plan", "filters": {"date_from": "2099"}}
+    reply = client.post("/v1/search", json=body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["results"] == []
+    assert reply.json()["answerable"] is False
+    assert reply.json()["message"] == "No passage matches the filters."
 
 
 def test_get_search_shape(client, bulletin_text):
@@ -478,7 +502,7 @@ def growing(tmp_path) -> tuple[Settings, Path]:
     shutil.copy(BULLETIN, corpus / BULLETIN.name)
     sidecar = BULLETIN.with_name(BULLETIN.stem + ".meta.json")
     shutil.copy(sidecar, corpus / sidecar.name)
-    settings = Settings(root=tmp_path, index_dir=tmp_path / "index")
+    settings = Settings(root=tmp_path, index_dir=tmp_path / "index", **NO_FLOORS)
     build_index(load_bulletins([corpus / BULLETIN.name], tmp_path), FakeEmbedder(), settings)
     return settings, corpus
 

@@ -200,3 +200,10 @@ def test_eval_compares_every_mode(cli, capsys, tmp_path):
     for line in rows.values():
         hit1, recall5 = (float(v) for v in line.split()[1:3])
         assert 0.0 <= hit1 <= 1.0 and 0.0 <= recall5 <= 1.0
+
+
+def test_eval_modes_refuses_options_it_would_ignore(cli, capsys, tmp_path):
+    questions = str(_questions(tmp_path))
+    for extra in (["--url", "http://127.0.0.1:9"], ["--mode", "dense"], ["--json"]):
+        code, _, err = _run(capsys, "eval", "--questions", questions, "--modes", *extra)
+        assert code != 0 and "--modes" in err, (extra, err)

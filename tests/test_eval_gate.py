@@ -47,8 +47,7 @@ def test_default_configuration_holds_the_baseline(retriever, questions_file, blo
     recorded = json.loads((REPO / "eval" / "baseline.json").read_text(encoding="utf-8"))
     baseline = recorded[block] if block else recorded
     questions = load_questions(REPO / "eval" / questions_file)
-    passages = [p.text for p in retriever.index.passages]
-    report = run_eval(questions, local_search(retriever), passages)
+    report = run_eval(questions, local_search(retriever), retriever.passage_texts)
     assert report.questions == baseline["questions"]
     tolerance = recorded["tolerance"]
     fallen = [

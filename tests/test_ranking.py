@@ -42,6 +42,11 @@ def test_an_announcement_does_not_outrank_the_paragraph_with_the_facts():
         ("Compare Hong Kong and Inner Mongolia", {"香港", "内蒙古"}),
         ("What is the Yuxi Leap Plan?", set()),
         ("beijingesque architecture", set()),
+        # Whole words only: no 河北 in 黄河北岸, no 海南 in 上海南站, no 山西 in 中山西路.
+        ("宁夏黄河北岸的工业园区如何发展", {"宁夏"}),
+        ("上海南站到中山西路怎么走", {"上海"}),
+        ("北京市人民政府印发《方案》", {"北京"}),
+        ("宁夏回族自治区工业和信息化工作会议", {"宁夏"}),
     ],
 )
 def test_provinces_named(question, named):

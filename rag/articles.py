@@ -1,0 +1,71 @@
+"""What the retriever knows per article: which passages are its, the province it is about, the
+years it is about. Filters and the place/year preference need only this, so they are worked out
+once per article and spread to its passages by index, with no per-passage Python per query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from rag.documents import Passage
+from rag.places import PROVINCES, provinces_named, years_named
+
+
+class ArticleTable:
+    """Articles of the index, each known by its first passage, and the passages' article slots."""
+
+    def __init__(self, passages: Sequence[Passage]) -> None:
+        slots: dict[tuple[str, int], int] = {}
+        self.first: list[Passage] = []
+        years: list[set[int]] = []
+        lead: list[int] = []
+        self.of = np.empty(len(passages), dtype=np.int64)
+        for i, p in enumerate(passages):
+            key = (p.doc_id, p.article)
+            if key not in slots:
+                slots[key] = len(self.first)
+                self.first.append(p)
+                dated = {int(p.date[:4])} if p.date[:4].isdigit() else set()
+                years.append(years_named(p.headline) | dated)
+                lead.append(p.paragraph)
+            slot = self.of[i] = slots[key]
+            lead[slot] = min(lead[slot], p.paragraph)
+        # The years an article is about: its date, and those its headline and lead name.
+        for i, p in enumerate(passages):
+            if p.paragraph == lead[self.of[i]]:
+                years[self.of[i]] |= years_named(p.text)
+        self.years = [frozenset(y) for y in years]
+        self.regions = np.array([a.region for a in self.first])
+        # Provinces the index knows anything about: an article's region, or a name found in a
+        # passage. A plain substring test here errs the safe way (黄河北岸 makes 河北 "known",
+        # so a question about 河北 is not refused) and is cheap on a large corpus.
+        self.places = set(self.regions.tolist()) | {
+            name for name in PROVINCES if any(name in p.text for p in passages)
+        }
+
+    def mask(self, admits: Callable[[Passage], bool]) -> np.ndarray:
+        """Per passage, whether its article passes a filter that looks at article metadata."""
+        return np.array([admits(a) for a in self.first], dtype=bool)[self.of]
+
+    def preferred(self, question: str) -> np.ndarray:
+        """1 for passages of an article about a province the question names, +1 for a year.
+
+        A year every article shares says nothing and adds nothing.
+        """
+        preferred = np.zeros(len(self.of), dtype=np.float32)
+        places = provinces_named(question) & set(self.regions.tolist())
+        if places:
+            preferred += np.isin(self.regions, sorted(places))[self.of]
+        years = years_named(question)
+        if years:
+            about = np.array([bool(years & ys) for ys in self.years], dtype=bool)
+            if not about.all():
+                preferred += about[self.of]
+        return preferred
+
+    def unknown_places(self, question: str) -> set[str]:
+        """The provinces the question names when none of them is known to the index."""
+        named = provinces_named(question)
+        return set() if named & self.places else named
