@@ -166,6 +166,11 @@ class Retriever:
         query = query.strip()
         if not query:
             raise QueryError("the question is empty")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # A lone surrogate: JSON can carry "\ud800", and a command line undecodable bytes.
+            raise QueryError(f"the question is not valid Unicode at character {exc.start}") from exc
         if filters and filters.doc_id is not None and filters.doc_id not in self._doc_ids:
             raise QueryError(f"unknown doc_id {filters.doc_id!r}")
         mode = mode or self.mode

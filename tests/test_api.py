@@ -150,6 +150,14 @@ def test_nothing_close_enough_over_http(index_dir):
     assert chinese["results"] and english["results"]
 
 
+def test_a_lone_surrogate_is_refused_not_a_crash(client):
+    body = b'{"query": "\\ud800\xe5\x8c\x97\xe4\xba\xac"}'
+    reply = client.post("/v1/search", content=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["code"] == "invalid_query"
+    assert "not valid Unicode" in reply.json()["error"]["message"]
+
+
 def test_filters_that_admit_nothing(client):
     body = {"query": "Beijing space plan", "filters": {"date_from": "2099"}}
     reply = client.post("/v1/search", json=body)

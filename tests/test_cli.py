@@ -207,3 +207,9 @@ def test_eval_modes_refuses_options_it_would_ignore(cli, capsys, tmp_path):
     for extra in (["--url", "http://127.0.0.1:9"], ["--mode", "dense"], ["--json"]):
         code, _, err = _run(capsys, "eval", "--questions", questions, "--modes", *extra)
         assert code != 0 and "--modes" in err, (extra, err)
+
+
+def test_ask_undecodable_bytes_is_a_user_error(cli, capsys):
+    # A shell passes bytes that are not UTF-8 as lone surrogates (surrogateescape).
+    code, _, err = _run(capsys, "ask", "\udcff\udcfe北京")
+    assert code == 2 and "not valid Unicode" in err

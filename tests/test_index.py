@@ -305,3 +305,17 @@ def test_empty_query_is_refused(retriever, query):
 def test_unknown_doc_id_is_refused(retriever):
     with pytest.raises(QueryError, match="nope"):
         retriever.search("产业", filters=Filters(doc_id="nope"))
+
+
+def test_an_hnsw_index_answers_like_the_exact_one(tmp_path):
+    settings = _settings(tmp_path, index_kind="hnsw")
+    embedder = FakeEmbedder()
+    build_index(load_bulletins([BULLETIN], REPO), embedder, settings)
+    index = _load(settings, embedder)
+    assert index.manifest["index_kind"] == "hnsw"
+    approximate = Retriever(embedder, index)
+    target = index.passages[7]
+    (hit,) = approximate.search(target.embedding_text(True), k=1, mode="dense")
+    assert hit.passage == target
+    answer = approximate.answer("北京商业航天可重复使用火箭", k=5)
+    assert len(answer.hits) == 5 and [h.rank for h in answer.hits] == [1, 2, 3, 4, 5]
