@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -58,3 +65,48 @@ def real_embedder():
     from rag.embed import load_embedder
 
     return load_embedder(Settings())
+
+
+@contextmanager
+def running_server(home: Path, **env_vars: str) -> Iterator[str]:
+    """`rag serve` as a real process on a free port with the given RAG_* settings; its base URL.
+
+    Waits for /readyz (the real model loads and the index builds first); the log is home/server.log.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # The caller's RAG_* settings would leak into the server; only the model cache is shared.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    if "RAG_CACHE_DIR" in os.environ:
+        inherited["RAG_CACHE_DIR"] = os.environ["RAG_CACHE_DIR"]
+    env = inherited | env_vars
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert process.poll() is None, log_path.read_text(errors="replace")
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server was not ready within 180 s"
+                time.sleep(0.5)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

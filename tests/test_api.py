@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +16,7 @@ from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server
 
 DOC_ID = "000_a1e9ce7368794dc6"
 SOURCE = f"corpus/{DOC_ID}.txt"
@@ -621,41 +617,10 @@ def test_openapi(client):
 # --- the real server -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.server
 def test_real_server(tmp_path):
-    port = _free_port()
     index_dir = tmp_path / "index"
-    index_dir.mkdir()
-    env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), "RAG_ROOT": str(REPO)}
-    for name in ("RAG_API_KEY", "RAG_CORPUS_DIR", "RAG_MODEL", "RAG_PORT", "RAG_HOST"):
-        env.pop(name, None)
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text(errors="replace")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server was not ready within 180 s"
-            time.sleep(0.5)
-
+    with running_server(tmp_path, RAG_INDEX_DIR=str(index_dir), RAG_ROOT=str(REPO)) as base:
         response = httpx.get(f"{base}/v1/search", params={"q": EXAMPLE}, timeout=60)
         assert response.status_code == 200, response.text
         results = response.json()["results"]
@@ -663,11 +628,3 @@ def test_real_server(tmp_path):
         # The README's example: the answering paragraph comes first.
         assert "到2028年，北京商业航天创新能力显著增强" in results[0]["text"], results[0]
         assert httpx.get(f"{base}/v1/info", timeout=10).json()["model"] != "fake/char-hash"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()

@@ -3,13 +3,9 @@ against the real server process, as a reader would use it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +19,7 @@ from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home on a closed network.
@@ -157,44 +153,10 @@ def server(tmp_path_factory) -> Iterator[str]:
     shutil.copy(BULLETIN.with_name(BULLETIN.stem + ".meta.json"), corpus)
     (corpus / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
     (corpus / "reprint.txt").write_text(REPRINT, encoding="utf-8")
-    env = {
-        **os.environ,
-        "RAG_ROOT": str(home),
-        "RAG_CORPUS_DIR": str(corpus),
-        "RAG_INDEX_DIR": str(home / "index"),
-    }
-    for name in ("RAG_API_KEY", "RAG_MODEL", "RAG_PORT", "RAG_HOST", "RAG_CORS_ORIGINS"):
-        env.pop(name, None)
-    port = _free_port()
-    log_path = home / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert process.poll() is None, log_path.read_text(errors="replace")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server was not ready within 180 s"
-                time.sleep(0.5)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with running_server(
+        home, RAG_ROOT=str(home), RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(home / "index")
+    ) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
