@@ -23,6 +23,7 @@ import numpy as np
 from rag.chunk import chunk_bulletin, split_sentences
 from rag.documents import Bulletin, ParsedBulletin, Passage, Span
 from rag.embed import Embedder
+from rag.lexical import LEXICAL_DIR, save_lexical
 from rag.settings import Settings
 from rag.structure import parse_bulletin
 from rag.tokens import count_tokens, get_encoding
@@ -183,7 +184,14 @@ def build_index(
     try:
         np.save(staging / "vectors.npy", vectors[: len(passages)])
         np.save(staging / "sentence_vectors.npy", vectors[len(passages) :])
-        np.save(staging / "sentences.npy", np.array(sentences, dtype=np.int64).reshape(-1, 3))
+        sentence_rows = np.array(sentences, dtype=np.int64).reshape(-1, 3)
+        np.save(staging / "sentences.npy", sentence_rows)
+        save_lexical(
+            staging / LEXICAL_DIR,
+            [p.text for p in passages],
+            sentence_rows,
+            settings.lexical_tokenizer,
+        )
         (staging / "embed_keys.json").write_text(json.dumps(keys))
         faiss.write_index(faiss_index, str(staging / "vectors.faiss"))
         with (staging / "passages.jsonl").open("w", encoding="utf-8") as out:

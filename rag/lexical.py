@@ -11,9 +11,11 @@ plan's title in every announcement, and scoring those words made the paragraph a
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,6 +26,8 @@ _TITLE = re.compile(r"《([^《》]{1,80})》")
 # BM25's b. The usual 0.75 let short announcement paragraphs outrank the long ones that hold the
 # facts; 0.2-0.4 tie on the eval (Hit@1 0.864 vs 0.846 at 0.75; 0.0-0.1 drop to 0.83).
 LENGTH_NORMALISATION = 0.3
+# Where an index build keeps the BM25 indexes, so the service does not tokenize at start-up.
+LEXICAL_DIR = "lexical"
 
 
 def tokenize(text: str, how: Tokenizer) -> list[str]:
@@ -45,18 +49,63 @@ def tokenize(text: str, how: Tokenizer) -> list[str]:
 class LexicalIndex:
     """BM25 scores of every passage for a question."""
 
-    def __init__(self, texts: Sequence[str], how: Tokenizer = "jieba") -> None:
+    def __init__(
+        self, texts: Sequence[str], how: Tokenizer = "jieba", *, _bm25: Any = None
+    ) -> None:
         import bm25s
 
         self.how = how
+        self._size = len(texts)
+        if _bm25 is not None:
+            self._bm25 = _bm25
+            return
         self._bm25 = bm25s.BM25(b=LENGTH_NORMALISATION)
         # An empty document would break bm25s's vocabulary; a placeholder term keeps counts aligned.
         corpus = [tokenize(t, how) or ["\u0000"] for t in texts]
         self._bm25.index(corpus, show_progress=False)
-        self._size = len(texts)
+
+    def save(self, folder: Path, texts: Sequence[str]) -> None:
+        """Write the index to `folder`, marked with what it was built from."""
+        self._bm25.save(str(folder), show_progress=False)
+        (folder / "built_from").write_text(_fingerprint(texts, self.how))
+
+    @classmethod
+    def saved_or_built(cls, folder: Path, texts: Sequence[str], how: Tokenizer) -> LexicalIndex:
+        """The index saved in `folder` when it was built from these texts the same way (start-up
+        in a moment, where tokenizing a large corpus takes minutes); otherwise built here."""
+        import bm25s
+
+        marker = folder / "built_from"
+        if marker.is_file() and marker.read_text() == _fingerprint(texts, how):
+            return cls(texts, how, _bm25=bm25s.BM25.load(str(folder), show_progress=False))
+        return cls(texts, how)
 
     def scores(self, question: str) -> np.ndarray:
+        """Each text's BM25 score for the question's terms (0 everywhere when none is known)."""
         terms = [t for t in tokenize(question, self.how) if t in self._bm25.vocab_dict]
         if not terms:
             return np.zeros(self._size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+
+
+def sentence_texts(texts: Sequence[str], sentences: np.ndarray) -> list[str]:
+    """The sentences' own text, from rows of (passage index, start, end)."""
+    return [texts[i][a:b] for i, a, b in sentences]
+
+
+def save_lexical(folder: Path, texts: Sequence[str], sentences: np.ndarray, how: Tokenizer) -> None:
+    """Build and save the passage and sentence BM25 indexes a retriever would otherwise build."""
+    for name, corpus in (
+        ("passages", list(texts)),
+        ("sentences", sentence_texts(texts, sentences)),
+    ):
+        (folder / name).mkdir(parents=True)
+        LexicalIndex(corpus, how).save(folder / name, corpus)
+
+
+def _fingerprint(texts: Sequence[str], how: Tokenizer) -> str:
+    """What a saved index was built from: the texts, the tokenizer, the BM25 parameters."""
+    digest = hashlib.sha256(f"{how}\n{LENGTH_NORMALISATION}\n{len(texts)}\n".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+    return digest.hexdigest()

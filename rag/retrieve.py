@@ -13,7 +13,7 @@ from rag.documents import Passage
 from rag.duplicates import fold
 from rag.embed import Embedder
 from rag.index import LoadedIndex
-from rag.lexical import LexicalIndex, Tokenizer
+from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
 from rag.settings import Settings
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
@@ -126,11 +126,12 @@ class Retriever:
         self.floor_zh, self.floor_en = answer_floors
         passages = index.passages
         texts = [p.text for p in passages]
-        self.lexical = LexicalIndex(texts, lexical_tokenizer)
+        saved = index.path / LEXICAL_DIR
+        self.lexical = LexicalIndex.saved_or_built(saved / "passages", texts, lexical_tokenizer)
         # Sentence-level BM25 as well: a long passage whose one sentence answers should not lose
         # to a short one that merely shares the question's words.
-        self.sentence_lexical = LexicalIndex(
-            [texts[i][a:b] for i, a, b in index.sentences], lexical_tokenizer
+        self.sentence_lexical = LexicalIndex.saved_or_built(
+            saved / "sentences", sentence_texts(texts, index.sentences), lexical_tokenizer
         )
         self._doc_ids = {p.doc_id for p in passages}
         self.passage_texts = texts

@@ -319,3 +319,24 @@ def test_an_hnsw_index_answers_like_the_exact_one(tmp_path):
     assert hit.passage == target
     answer = approximate.answer("北京商业航天可重复使用火箭", k=5)
     assert len(answer.hits) == 5 and [h.rank for h in answer.hits] == [1, 2, 3, 4, 5]
+
+
+def test_the_build_saves_bm25_so_start_up_does_not_tokenize(built, monkeypatch):
+    settings, _, embedder, _ = built
+    index = _load(settings, embedder)
+    assert (index.path / "lexical" / "passages" / "built_from").is_file()
+    fresh = Retriever(embedder, index)
+
+    def no_indexing(*args, **kwargs):
+        raise AssertionError("BM25 was built again at start-up")
+
+    monkeypatch.setattr("bm25s.BM25.index", no_indexing)
+    loaded = Retriever(embedder, index)
+    for question in ("北京商业航天2028目标", "光伏产业", "《方案》"):
+        assert np.allclose(loaded.lexical.scores(question), fresh.lexical.scores(question))
+        assert np.allclose(
+            loaded.sentence_lexical.scores(question), fresh.sentence_lexical.scores(question)
+        )
+    # Saved for another tokenizer, or for other texts: built here instead.
+    with pytest.raises(AssertionError, match="built again"):
+        Retriever(embedder, index, lexical_tokenizer="jieba")
