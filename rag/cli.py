@@ -182,6 +182,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     for name, row in [("overall", report.overall), *report.by_category.items()]:
         print(f"{name:12}" + "".join(f"{v:10.3f}" for v in row.values()))
     print(f"median {report.median_ms:.1f} ms a question, {report.total_s:.1f} s in all")
+    h = report.highlight
+    print(
+        f"highlight: the answer is in the highlighted sentence for {h['holding_answer']}"
+        f"/{h['judged']} ({h['rate']:.3f}) of first relevant results in the top 5"
+    )
     a = report.answerability
     print(
         f"answerable flag: {a['unanswerable_flagged']}/{a['unanswerable']} unanswerable flagged, "

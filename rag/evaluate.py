@@ -56,6 +56,14 @@ def is_relevant(text: str, answers: Sequence[str]) -> bool:
     return any(_squash(a) in squashed for a in answers)
 
 
+def highlight_holds_answer(result: dict[str, Any], answers: Sequence[str]) -> bool:
+    """The result's highlighted sentences hold an answer phrase, or lie inside one (a phrase
+    may run across two sentences)."""
+    text = result["text"]
+    marked = _squash("".join(text[h["start"] : h["end"]] for h in result.get("highlights", [])))
+    return bool(marked) and any(_squash(a) in marked or marked in _squash(a) for a in answers)
+
+
 # --- metric functions over one ranked list of relevance flags -------------------------------
 
 
@@ -111,6 +119,8 @@ class EvalReport:
     questions: int
     answerable: int
     answerability: dict[str, int] = field(default_factory=dict)
+    # Of the questions with a relevant result in the top 5, how many have the answer highlighted.
+    highlight: dict[str, float] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     misses: list[dict[str, Any]] = field(default_factory=list)
     median_ms: float = 0.0
@@ -123,6 +133,7 @@ class EvalReport:
             "overall": self.overall,
             "by_category": self.by_category,
             "answerability": self.answerability,
+            "highlight": self.highlight,
             "curve": self.curve,
             "median_ms": round(self.median_ms, 1),
             "total_s": round(self.total_s, 2),
@@ -179,6 +190,7 @@ def run_eval(
     per_question: list[tuple[Question, dict[str, float]]] = []
     bodies: list[tuple[Question, dict[str, Any]]] = []
     misses, timings = [], []
+    highlights: list[bool] = []
     for q in questions:
         t = time.perf_counter()
         body = search(q.question, 10)
@@ -194,6 +206,10 @@ def run_eval(
             total = max(1, sum(relevant))  # over HTTP the whole index is not visible
         metrics = question_metrics(relevant, max(total, 1))
         per_question.append((q, metrics))
+        # The highlight is judged on the first relevant result among the first five.
+        first = next((r for r, rel in zip(results[:5], relevant, strict=False) if rel), None)
+        if first is not None:
+            highlights.append(highlight_holds_answer(first, q.answers))
         if not relevant or not relevant[0]:
             misses.append(
                 {
@@ -222,6 +238,11 @@ def run_eval(
         questions=len(questions),
         answerable=sum(q.answerable for q in questions),
         answerability=answerability,
+        highlight={
+            "judged": len(highlights),
+            "holding_answer": sum(highlights),
+            "rate": round(sum(highlights) / len(highlights), 4) if highlights else 0.0,
+        },
         curve=answer_curve(with_evidence) if len(with_evidence) == len(bodies) else [],
         misses=misses,
         median_ms=timings[len(timings) // 2] if timings else 0.0,

@@ -61,6 +61,8 @@ def test_default_configuration_holds_the_baseline(retriever, questions_file, blo
     ]
     misses = "\n".join(f"  {m['id']} {m['question']} -> {m['got']}" for m in report.misses)
     assert not fallen, "retrieval regressed:\n" + "\n".join(fallen) + "\nmisses:\n" + misses
+    highlight = report.highlight["rate"]
+    assert highlight >= baseline["highlight"]["rate"] - tolerance, report.highlight
     # The answerable flag: never on an answerable question, and no fewer unanswerable caught.
     flagged = report.answerability
     assert flagged["answerable_flagged"] == 0, flagged

@@ -6,7 +6,16 @@ import math
 
 import pytest
 
-from rag.evaluate import Question, hit_at, is_relevant, mrr_at, ndcg_at, recall_at, run_eval
+from rag.evaluate import (
+    Question,
+    highlight_holds_answer,
+    hit_at,
+    is_relevant,
+    mrr_at,
+    ndcg_at,
+    recall_at,
+    run_eval,
+)
 
 
 def test_hit_and_mrr():
@@ -87,3 +96,26 @@ def test_a_body_without_the_flag_counts_as_answerable():
     report = run_eval(questions, lambda q, k: {"results": []}, [])
     assert report.answerability["unanswerable_flagged"] == 0
     assert report.curve == []
+
+
+def test_highlight_holds_answer():
+    result = {
+        "text": "第一句。到2028年，产业能级明显提升。第三句。",
+        "highlights": [{"start": 4, "end": 20}],
+    }
+    assert result["text"][4:20] == "到2028年，产业能级明显提升。"
+    assert highlight_holds_answer(result, ["产业能级 明显提升"])
+    # The marked sentence lies inside a longer answer phrase that runs across sentences.
+    assert highlight_holds_answer(result, ["第一句。到2028年，产业能级明显提升。第三句"])
+    assert not highlight_holds_answer(result, ["第三句"])
+    assert not highlight_holds_answer({"text": "甲乙", "highlights": []}, ["甲乙"])
+
+
+def test_run_eval_judges_the_highlight_of_the_first_relevant_result():
+    questions = [Question("a", "q1", "exact", ("答案",)), Question("b", "q2", "exact", ("无处",))]
+    marked = {"text": "别的。答案在此。", "highlights": [{"start": 3, "end": 8}]}
+    unmarked = {"text": "答案在此。别的。", "highlights": [{"start": 5, "end": 8}]}
+    bodies = {"q1": [{"text": "无关", "highlights": []}, marked, unmarked], "q2": [marked]}
+    report = run_eval(questions, lambda q, k: {"results": bodies[q]}, None)
+    # q1's first relevant result is `marked`; q2 has no relevant result and is not judged.
+    assert report.highlight == {"judged": 1, "holding_answer": 1, "rate": 1.0}
