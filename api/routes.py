@@ -10,7 +10,14 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentRetriever, KeyChecked, State
 from api.errors import ApiError
-from api.schemas import EXAMPLE_QUERY, ErrorResponse, SearchFilters, SearchRequest, SearchResponse
+from api.schemas import (
+    EXAMPLE_QUERY,
+    ISO_DATE,
+    ErrorResponse,
+    SearchFilters,
+    SearchRequest,
+    SearchResponse,
+)
 from rag.retrieve import MODES, Filters, QueryError, Retriever, answer_json
 from rag.settings import Settings
 
@@ -72,9 +79,22 @@ def search_get(
     q: str = Query(description="the question", examples=[EXAMPLE_QUERY]),
     top_k: int = Query(5, ge=1, le=50),
     mode: str | None = Query(None, description="dense, lexical or hybrid"),
+    region: str | None = Query(None, description="only articles about this region"),
+    doc_id: str | None = Query(None, description="only this bulletin"),
+    article: int | None = Query(None, ge=1, description="only this article of the bulletin"),
+    date_from: str | None = Query(None, pattern=ISO_DATE, description="ISO date, inclusive"),
+    date_to: str | None = Query(None, pattern=ISO_DATE, description="ISO date, inclusive"),
 ) -> dict[str, Any]:
-    """The same search for curl and the browser: /v1/search?q=…&top_k=…"""
-    return _search(retriever, state.settings, q, top_k, None, mode)
+    """The same search for curl and the browser: /v1/search?q=…&top_k=…&region=…"""
+    given = {
+        "region": region,
+        "doc_id": doc_id,
+        "article": article,
+        "date_from": date_from,
+        "date_to": date_to,
+    }
+    filters = SearchFilters(**given) if any(v is not None for v in given.values()) else None
+    return _search(retriever, state.settings, q, top_k, filters, mode)
 
 
 @router.get("/v1/documents/{doc_id}", responses=ERRORS)

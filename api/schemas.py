@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 EXAMPLE_QUERY = "北京商业航天2028目标是什么"
+# A year, a month or a day: filters compare dates as ISO prefixes.
+ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
 
 class SearchFilters(BaseModel):
@@ -21,13 +23,11 @@ class SearchFilters(BaseModel):
     )
     date_from: str | None = Field(
         None,
-        pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+        pattern=ISO_DATE,
         description="ISO date, inclusive",
         examples=["2024-01"],
     )
-    date_to: str | None = Field(
-        None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="ISO date, inclusive"
-    )
+    date_to: str | None = Field(None, pattern=ISO_DATE, description="ISO date, inclusive")
 
 
 class SearchRequest(BaseModel):

@@ -171,6 +171,17 @@ def test_get_search_shape(client, bulletin_text):
     _check_results(body, bulletin_text, 2)
 
 
+def test_get_search_takes_the_filters_too(client):
+    response = client.get("/v1/search", params={"q": "产业发展", "top_k": 50, "region": "北京"})
+    assert response.status_code == 200, response.text
+    assert {r["citation"]["headline"] for r in response.json()["results"]} == {BEIJING}
+    dated = client.get("/v1/search", params={"q": "产业发展", "date_from": "2024-01-23"})
+    assert {r["citation"]["headline"] for r in dated.json()["results"]} == {BEIJING}
+    for bad, field in (({"date_from": "20x4"}, "date_from"), ({"article": "0"}, "article")):
+        refused = client.get("/v1/search", params={"q": "产业发展", **bad})
+        assert refused.status_code == 422 and field in refused.json()["error"]["message"]
+
+
 def test_query_is_stripped(client):
     body = client.post("/v1/search", json={"query": "  光伏产业 \n"}).json()
     assert body["query"] == "光伏产业"
