@@ -67,15 +67,18 @@ def real_embedder():
     return load_embedder(Settings())
 
 
-@contextmanager
-def running_server(home: Path, **env_vars: str) -> Iterator[str]:
-    """`rag serve` as a real process on a free port with the given RAG_* settings; its base URL.
-
-    Waits for /readyz (the real model loads and the index builds first); the log is home/server.log.
-    """
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(home: Path, port: int | None = None, **env_vars: str) -> Iterator[str]:
+    """`rag serve` as a real process (on a free port unless given) with the given RAG_* settings;
+    its base URL. Waits for /readyz (the real model loads and the index builds first); the log is
+    home/server.log."""
+    port = port or free_port()
     # The caller's RAG_* settings would leak into the server; only the model cache is shared.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     if "RAG_CACHE_DIR" in os.environ:

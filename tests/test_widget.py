@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -19,7 +21,7 @@ from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, free_port, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home on a closed network.
@@ -135,12 +137,6 @@ def test_widget_routes_are_open_and_outside_the_schema(keyed):
 def in_browser(test: Callable) -> Callable:
     """Drives headless Chromium against the real server process."""
     return pytest.mark.server(pytest.mark.browser(test))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -566,6 +562,81 @@ def test_english_host_page(tab):
     expect(turn.locator(".summary")).to_have_text("Found 5 passages")
     expect(turn.get_by_role("button", name="View source").first).to_be_visible()
     shot(page, "english")
+
+
+@contextmanager
+def other_site(base: str) -> Iterator[str]:
+    """A real host site on another port (another origin) whose page embeds the widget with the
+    one tag; its URL. Served for real, not faked in the browser: Chromium lets a page reach a
+    loopback service only when the page itself came from one."""
+    page = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"></head><body>'
+        f'<h1>别的网站</h1><script src="{base}/widget.js" data-api="{base}"></script></body></html>'
+    ).encode()
+
+    class Host(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Host)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/host.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@in_browser
+def test_another_origin_is_refused_unless_listed(tab):
+    # The module's server lists no CORS origins: the browser blocks the widget's search.
+    page = tab.page
+    with other_site(tab.base) as url:
+        page.goto(url)
+        page.locator(".launcher").click()
+        turn = ask(page, EXAMPLE)
+        expect(turn).to_have_attribute("data-state", "error")
+        expect(turn.get_by_role("button", name="重试")).to_be_visible()
+        shot(page, "cross-origin-refused")
+
+
+@in_browser
+def test_a_listed_origin_can_embed_the_widget(browser, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(BULLETIN, corpus / BULLETIN.name)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with other_site(base) as url:
+        site = url.removesuffix("/host.html")
+        with running_server(
+            tmp_path,
+            port,
+            RAG_ROOT=str(tmp_path),
+            RAG_CORPUS_DIR=str(corpus),
+            RAG_INDEX_DIR=str(tmp_path / "index"),
+            RAG_CORS_ORIGINS=f'["{site}"]',
+        ):
+            tab = Tab(browser, base)
+            try:
+                page = tab.page
+                page.goto(url)
+                page.locator(".launcher").click()
+                turn = ask(page, EXAMPLE)
+                expect(turn).to_have_attribute("data-state", "answered")
+                expect(turn.locator(".card").first).to_contain_text(BEIJING_2028)
+                shot(page, "cross-origin")
+            finally:
+                tab.context.close()
+    assert tab.errors == [] and tab.dialogs == []
 
 
 HOSTILE_CSS = """
