@@ -3,11 +3,11 @@
 Two tests, both cheap and both explainable to the user:
 - the question names a province that no indexed article is about and no passage mentions
   (a question about 上海 asked of bulletins about 北京 and 重庆);
-- the best-matching sentence is less similar to the question than any answerable question's
-  best sentence was on the eval. The similarity scale of a multilingual model differs by
-  language (an off-topic Chinese question scores about 0.85, an off-topic English one 0.75), so
-  the floor is set per script. The floors belong to the default model: `rag eval` prints the
-  trade-off curve to choose them again for another model.
+- the best-matching passage or sentence is less similar to the question than a floor set a
+  margin below the least similar answerable question of the eval. The similarity scale of a
+  multilingual model differs by language (off-topic Chinese questions score about 0.85,
+  off-topic English ones about 0.75), so the floor is set per script. The floors belong to the
+  default model: `rag eval` prints the trade-off curve to choose them again for another model.
 
 What these tests cannot catch, and do not pretend to: a question about the right place and topic
 whose detail the bulletins lack (北京商业航天安排了多少财政补贴资金). Telling that apart needs a

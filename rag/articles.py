@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rag.documents import Passage
-from rag.places import PROVINCES, provinces_named, years_named
+from rag.places import PROVINCES, years_named
 
 
 class ArticleTable:
@@ -38,6 +38,7 @@ class ArticleTable:
                 years[self.of[i]] |= years_named(p.text)
         self.years = [frozenset(y) for y in years]
         self.regions = np.array([a.region for a in self.first])
+        self._region_set = set(self.regions.tolist())
         # Provinces the index knows anything about: an article's region, or a name found in a
         # passage. A plain substring test here errs the safe way (黄河北岸 makes 河北 "known",
         # so a question about 河北 is not refused) and is cheap on a large corpus.
@@ -49,13 +50,11 @@ class ArticleTable:
         """Per passage, whether its article passes a filter that looks at article metadata."""
         return np.array([admits(a) for a in self.first], dtype=bool)[self.of]
 
-    def preferred(self, question: str) -> np.ndarray:
-        """1 for passages of an article about a province the question names, +1 for a year.
-
-        A year every article shares says nothing and adds nothing.
-        """
+    def preferred(self, question: str, named: set[str]) -> np.ndarray:
+        """1 for passages of an article about a province the question names (`named`, from
+        `provinces_named`), +1 for a year it names. A year every article shares adds nothing."""
         preferred = np.zeros(len(self.of), dtype=np.float32)
-        places = provinces_named(question) & set(self.regions.tolist())
+        places = named & self._region_set
         if places:
             preferred += np.isin(self.regions, sorted(places))[self.of]
         years = years_named(question)
@@ -65,7 +64,6 @@ class ArticleTable:
                 preferred += about[self.of]
         return preferred
 
-    def unknown_places(self, question: str) -> set[str]:
-        """The provinces the question names when none of them is known to the index."""
-        named = provinces_named(question)
+    def unknown_places(self, named: set[str]) -> set[str]:
+        """The provinces a question names when none of them is known to the index."""
         return set() if named & self.places else named

@@ -14,6 +14,7 @@ from rag.duplicates import fold
 from rag.embed import Embedder
 from rag.index import LoadedIndex
 from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
+from rag.places import provinces_named
 from rag.settings import Settings
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
@@ -202,13 +203,15 @@ class Retriever:
                 + min_max(self._per_passage(sentence_bm25, 0.0), mask)
             ) / 2
             scores += (1.0 if mode == "lexical" else 1 - self.dense_weight) * lexical
-        scores += self.preference * self.articles.preferred(query)
+        # Named once: the preference and the verdict both need it, and it runs jieba.
+        named = provinces_named(query)
+        scores += self.preference * self.articles.preferred(query, named)
         scores[~mask] = -np.inf
         best_similarity = float(np.maximum(passage_cos, sentence_cos)[mask].max())
         verdict = judge(
             query,
             best_similarity,
-            unknown_places=self.articles.unknown_places(query),
+            unknown_places=self.articles.unknown_places(named),
             floor_zh=self.floor_zh,
             floor_en=self.floor_en,
         )
