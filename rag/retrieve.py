@@ -118,6 +118,7 @@ class Retriever:
             _DEFAULTS["answer_floor_zh"],
             _DEFAULTS["answer_floor_en"],
         ),
+        sentence_candidates: int = _DEFAULTS["sentence_candidates"],
     ) -> None:
         self.embedder = embedder
         self.index = index
@@ -125,6 +126,13 @@ class Retriever:
         self.dense_weight = dense_weight
         self.preference = preference
         self.floor_zh, self.floor_en = answer_floors
+        self.sentence_candidates = sentence_candidates
+        # A fixed sample of all sentences, for the lowest-cosine estimate of _sentence_cosines.
+        n_sentences = len(index.sentences)
+        sample = np.random.default_rng(0).choice(
+            n_sentences, size=min(n_sentences, sentence_candidates), replace=False
+        )
+        self._sentence_sample = index.sentence_vectors[np.sort(sample)]
         passages = index.passages
         texts = [p.text for p in passages]
         saved = index.path / LEXICAL_DIR
@@ -153,6 +161,7 @@ class Retriever:
             lexical_tokenizer=settings.lexical_tokenizer,
             preference=settings.place_time_preference,
             answer_floors=(settings.answer_floor_zh, settings.answer_floor_en),
+            sentence_candidates=settings.sentence_candidates,
         )
 
     def search(
@@ -185,27 +194,30 @@ class Retriever:
             nothing = nothing_admitted(query)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
         vector = self.embedder.encode_queries([query])
-        # Sentence scores are needed in every mode: they pick the highlighted sentence and
-        # tell whether anything is close enough to answer.
-        sentence_scores = self.index.sentence_vectors @ vector[0]
-        scores = np.zeros(len(passages), dtype=np.float32)
-        passage_cos, sentence_cos = self._dense_scores(vector, sentence_scores)
-        if mode != "lexical":
-            if mode == "dense":
-                dense = min_max(np.maximum(passage_cos, sentence_cos), mask)
-            else:
-                dense = (min_max(passage_cos, mask) + min_max(sentence_cos, mask)) / 2
-            scores += (1.0 if mode == "dense" else self.dense_weight) * dense
+        passage_cos, floor = self._passage_cosines(vector)
         sentence_bm25 = self.sentence_lexical.scores(query)
+        share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
+        lexical = np.zeros(len(passages), dtype=np.float32)
         if mode != "dense":
             lexical = (
                 min_max(self.lexical.scores(query), mask)
                 + min_max(self._per_passage(sentence_bm25, 0.0), mask)
             ) / 2
-            scores += (1.0 if mode == "lexical" else 1 - self.dense_weight) * lexical
         # Named once: the preference and the verdict both need it, and it runs jieba.
         named = provinces_named(query)
-        scores += self.preference * self.articles.preferred(query, named)
+        preferred = self.preference * self.articles.preferred(query, named)
+        # Sentence cosines are needed in every mode: they pick the highlighted sentence and tell
+        # whether anything is close enough to answer. Only the passages that rank best without
+        # them have theirs computed (all of them, unless the index is large).
+        provisional = share * min_max(passage_cos, mask) + (1 - share) * lexical + preferred
+        provisional[~mask] = -np.inf
+        sentence_scores = self._sentence_cosines(vector, provisional, mask)
+        sentence_cos = self._per_passage(sentence_scores, floor)
+        if mode == "dense":
+            dense = min_max(np.maximum(passage_cos, sentence_cos), mask)
+        else:
+            dense = (min_max(passage_cos, mask) + min_max(sentence_cos, mask)) / 2
+        scores = share * dense + (1 - share) * lexical + preferred
         scores[~mask] = -np.inf
         best_similarity = float(np.maximum(passage_cos, sentence_cos)[mask].max())
         verdict = judge(
@@ -255,23 +267,45 @@ class Retriever:
             best[has] = np.maximum.reduceat(sentence_scores, bounds[:-1][has])
         return best
 
-    def _dense_scores(
-        self, vector: np.ndarray, sentence_scores: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per passage, its own cosine and its best sentence's cosine."""
+    def _passage_cosines(self, vector: np.ndarray) -> tuple[np.ndarray, float]:
+        """Every passage's cosine, and the score a passage without sentences takes for them."""
         n = len(self.index.passages)
         if self.index.manifest.get("index_kind", "flat") == "flat":
             # Fusion needs every passage's score: a matrix-vector product gives them, where
             # asking FAISS for all n neighbours would also sort all n (3x slower at 100k).
             scores = self.index.vectors @ vector[0]
-            return scores, self._per_passage(sentence_scores, float(scores.min()))
+            return scores, float(scores.min())
         found, ids = self.index.faiss_index.search(vector, min(n, APPROX_CANDIDATES))
         # Passages the approximate index did not return score as its worst returned one.
         floor = float(found[0][found[0] > -np.inf].min(initial=0.0))
         scores = np.full(n, floor, dtype=np.float32)
         valid = ids[0] >= 0
         scores[ids[0][valid]] = found[0][valid]
-        return scores, self._per_passage(sentence_scores, floor)
+        return scores, floor
+
+    def _sentence_cosines(
+        self, vector: np.ndarray, provisional: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        """Every sentence's cosine, computed for the sentences of the `sentence_candidates` best
+        passages by `provisional` (every sentence while the index has no more passages)."""
+        if len(self.index.passages) <= self.sentence_candidates:
+            return self.index.sentence_vectors @ vector[0]
+        best = _top(provisional, min(int(mask.sum()), self.sentence_candidates))
+        starts = self._sentence_bounds[best]
+        lengths = self._sentence_bounds[best + 1] - starts
+        # The rows of each chosen passage's sentences, run together.
+        rows = np.arange(lengths.sum()) + np.repeat(
+            starts - (np.cumsum(lengths) - lengths), lengths
+        )
+        computed = self.index.sentence_vectors[rows] @ vector[0]
+        # The others take the lowest cosine of the chosen sentences and a fixed sample of all
+        # sentences: an estimate of the lowest of all, so the leg's min-max scale stays close to
+        # what scoring every sentence would give.
+        sampled = self._sentence_sample @ vector[0]
+        lowest = min(float(computed.min(initial=np.inf)), float(sampled.min(initial=np.inf)))
+        scores = np.full(len(self.index.sentences), lowest, dtype=np.float32)
+        scores[rows] = computed
+        return scores
 
 
 def _top(scores: np.ndarray, m: int) -> np.ndarray:

@@ -67,3 +67,22 @@ def test_default_configuration_holds_the_baseline(retriever, questions_file, blo
     flagged = report.answerability
     assert flagged["answerable_flagged"] == 0, flagged
     assert flagged["unanswerable_flagged"] >= baseline["answerability"]["unanswerable_flagged"]
+
+
+def test_scoring_the_sentences_of_fewer_passages_holds_the_baseline(retriever):
+    """A large index scores only the sentences of its best passages (settings:
+    sentence_candidates); ten of the bundled corpus' 39 must still rank as the baseline says."""
+    limited = Retriever(
+        retriever.embedder,
+        retriever.index,
+        preference=retriever.preference,
+        answer_floors=(retriever.floor_zh, retriever.floor_en),
+        sentence_candidates=10,
+    )
+    assert len(limited.index.passages) > limited.sentence_candidates
+    recorded = json.loads((REPO / "eval" / "baseline.json").read_text(encoding="utf-8"))
+    questions = load_questions(REPO / "eval" / "questions.jsonl")
+    report = run_eval(questions, local_search(limited), limited.passage_texts)
+    for metric in METRICS:
+        assert report.overall[metric] >= recorded["overall"][metric] - recorded["tolerance"]
+    assert report.answerability["answerable_flagged"] == 0

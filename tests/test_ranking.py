@@ -115,3 +115,48 @@ def test_top_is_the_stable_order_of_the_best():
     for m in (1, 5, 50, 199, 200):
         assert _top(scores, m).tolist() == expected[:m].tolist()
     assert _top(scores, 0).tolist() == []
+
+
+QUESTIONS = [
+    "北京商业航天2028目标是什么",
+    "重庆2024年工业投资增长目标是多少？",
+    "宁夏2023年规上工业增加值增长了多少？",
+    "四川光伏产业高质量发展座谈会是哪天召开的？",
+    "每年发布多少个通导遥应用场景？",
+    "“33618”集群体系要贯通培育哪几类产业？",
+]
+
+
+def test_a_large_index_scores_only_the_best_passages_sentences(retrievers):
+    full, _ = retrievers
+    n = len(full.index.passages)
+    # Ten candidates of the bulletin's passages: the path a 100k-passage index takes.
+    limited = Retriever(full.embedder, full.index, sentence_candidates=10)
+    bounds = full._sentence_bounds
+    for question in QUESTIONS:
+        vector = full.embedder.encode_queries([question])
+        exact = full.index.sentence_vectors @ vector[0]
+        provisional = np.random.default_rng(len(question)).random(n).astype(np.float32)
+        mask = np.ones(n, dtype=bool)
+        mask[::3] = False
+        provisional[~mask] = -np.inf
+        scores = limited._sentence_cosines(vector, provisional, mask)
+        chosen = np.argsort(-provisional, kind="stable")[:10]
+        rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in chosen])
+        assert np.allclose(scores[rows], exact[rows], rtol=0, atol=1e-6)
+        others = np.setdiff1d(np.arange(len(exact)), rows)
+        # The rest sit at one value no higher than any computed: never the best of a passage
+        # that has a computed sentence, never above the best one.
+        assert len(set(scores[others].tolist())) == 1
+        assert scores[others][0] <= scores[rows].min()
+
+
+def test_scoring_only_the_best_passages_sentences_keeps_the_answers(retrievers):
+    _, full = retrievers
+    limited = Retriever(full.embedder, full.index, preference=1.0, sentence_candidates=10)
+    for question in QUESTIONS:
+        expected, got = full.answer(question, k=3), limited.answer(question, k=3)
+        assert got.best_similarity == pytest.approx(expected.best_similarity, abs=1e-6)
+        assert [(h.passage, h.highlights) for h in got.hits] == [
+            (h.passage, h.highlights) for h in expected.hits
+        ]
