@@ -84,7 +84,8 @@ class SearchResponse(BaseModel):
     took_ms: float = Field(description="time spent answering, in milliseconds")
     answerable: bool = Field(
         description="false when the bulletins do not answer the question; `results` then holds "
-        "the nearest passages, which should not be shown as an answer"
+        "the nearest passages, which should not be shown as an answer (none when the filters "
+        "admit no passage or the question names nothing to search for)"
     )
     message: str | None = Field(
         None,

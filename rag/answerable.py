@@ -1,6 +1,8 @@
 """Whether the bulletins answer a question at all, judged from retrieval evidence alone.
 
-Two tests, both cheap and both explainable to the user:
+Three tests, all cheap and all explainable to the user:
+- the question names nothing to search for ("？？？", "的", "what": the model finds any text
+  close to such strings, so without this they came back answerable);
 - the question names a province that no indexed article is about and no passage mentions
   (a question about 上海 asked of bulletins about 北京 and 重庆);
 - the best-matching passage or sentence is less similar to the question than a floor set a
@@ -22,10 +24,21 @@ from typing import Literal
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
+_NUMBER = re.compile(r"\d{2,}")
+# English words that ask but name nothing: a question of these alone has nothing to search for.
+# fmt: off
+_FUNCTION_WORDS = frozenset({
+    "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "could", "did", "do",
+    "does", "for", "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my",
+    "of", "on", "or", "please", "tell", "that", "the", "their", "there", "these", "this", "to",
+    "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will",
+    "with", "would", "you", "your",
+})
+# fmt: on
 
-# Why a question was judged unanswerable: it names only provinces the index knows nothing of;
-# nothing is close enough; the filters admit no passage.
-Reason = Literal["unknown_place", "too_far", "filtered_out"]
+# Why a question was judged unanswerable: it names nothing to search for; it names only
+# provinces the index knows nothing of; nothing is close enough; the filters admit no passage.
+Reason = Literal["no_terms", "unknown_place", "too_far", "filtered_out"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,31 @@ def is_chinese(question: str) -> bool:
     English (2 against 4) and "北京商业航天的GDP目标" is Chinese.
     """
     return len(_CJK.findall(question)) > len(_LATIN_WORD.findall(question))
+
+
+def has_terms(question: str) -> bool:
+    """Whether the question names something to search for: two Chinese characters (one is
+    rarely a word on its own), a number of two digits or more, or an English word that is not a
+    function word."""
+    if len(_CJK.findall(question)) >= 2 or _NUMBER.search(question):
+        return True
+    return any(
+        len(word) > 1 and word.lower() not in _FUNCTION_WORDS
+        for word in _LATIN_WORD.findall(question)
+    )
+
+
+def nothing_to_search(question: str) -> Verdict:
+    """The verdict for a question without terms: in its script, in both when it has none."""
+    chinese = "问题里没有可以检索的词语，请换一种问法。"
+    english = "The question has no words to search for; please rephrase it."
+    if _CJK.search(question):
+        message = chinese
+    elif _LATIN_WORD.search(question):
+        message = english
+    else:
+        message = f"{chinese} {english}"
+    return Verdict(False, message, "no_terms")
 
 
 def nothing_admitted(question: str) -> Verdict:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag.answerable import judge, nothing_admitted
+from rag.answerable import has_terms, judge, nothing_admitted, nothing_to_search
 from rag.articles import ArticleTable
 from rag.documents import Passage
 from rag.duplicates import fold
@@ -192,6 +192,10 @@ class Retriever:
             mask = self.articles.mask(filters.admits)
         if not mask.any():
             nothing = nothing_admitted(query)
+            return Answer((), False, nothing.message, 0.0, nothing.reason)
+        if not has_terms(query):
+            # Any passage would come back "close" to "？？？": better none, and say why.
+            nothing = nothing_to_search(query)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
         vector = self.embedder.encode_queries([query])
         passage_cos, floor = self._passage_cosines(vector)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from rag.answerable import is_chinese, judge, nothing_admitted
+from rag.answerable import has_terms, is_chinese, judge, nothing_admitted, nothing_to_search
 from rag.duplicates import fold
 from rag.index import build_index, load_index
 from rag.load import load_bulletins
@@ -15,6 +15,38 @@ from rag.settings import Settings
 from tests.conftest import BULLETIN, FakeEmbedder
 
 FLOORS = {"floor_zh": 0.875, "floor_en": 0.77}
+
+
+@pytest.mark.parametrize(
+    ("question", "searchable"),
+    [
+        ("？？？", False),
+        ("😀", False),
+        ("的", False),
+        ("a", False),
+        ("What is it?", False),
+        ("<>!@#$%^&*()", False),
+        ("北京", True),
+        ("2028", True),
+        ("Beijing", True),
+        ("What is the plan?", True),
+        ("SELECT * FROM passages;--", True),
+        ("钱?", False),
+        ("How many 独角兽?", True),
+    ],
+)
+def test_a_question_must_name_something_to_search_for(question, searchable):
+    assert has_terms(question) is searchable
+
+
+def test_nothing_to_search_is_said_in_the_questions_script():
+    assert nothing_to_search("的").message == "问题里没有可以检索的词语，请换一种问法。"
+    assert nothing_to_search("what?").message == (
+        "The question has no words to search for; please rephrase it."
+    )
+    both = nothing_to_search("？？？").message
+    assert both and "问题里没有" in both and "no words to search" in both
+    assert nothing_to_search("的").reason == "no_terms"
 
 
 def test_a_province_nothing_is_about_makes_it_unanswerable():

@@ -154,6 +154,16 @@ def test_a_lone_surrogate_is_refused_not_a_crash(client):
     assert "not valid Unicode" in reply.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("query", ["？？？", "的", "what?", "😀"])
+def test_a_question_with_nothing_to_search_for_gets_no_passages(client, query):
+    # The model finds something "close" to any string; none of it would answer.
+    reply = client.post("/v1/search", json={"query": query})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["answerable"] is False and body["results"] == []
+    assert "没有可以检索的词语" in body["message"] or "no words to search" in body["message"]
+
+
 def test_filters_that_admit_nothing(client):
     body = {"query": "Beijing space plan", "filters": {"date_from": "2099"}}
     reply = client.post("/v1/search", json=body)
