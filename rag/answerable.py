@@ -1,10 +1,12 @@
 """Whether the bulletins answer a question at all, judged from retrieval evidence alone.
 
-Three tests, all cheap and all explainable to the user:
+Four tests, all cheap and all explainable to the user:
 - the question names nothing to search for ("？？？", "的", "what": the model finds any text
   close to such strings, so without this they came back answerable);
 - the question names a province that no indexed article is about and no passage mentions
   (a question about 上海 asked of bulletins about 北京 and 重庆);
+- the bulletins use none of the question's Chinese content words, or fewer than two of its
+  English ones (red-cooked pork, sourdough bread; see rag.topic);
 - the best-matching passage or sentence is less similar to the question than a floor set a
   margin below the least similar answerable question of the eval. The similarity scale of a
   multilingual model differs by language (off-topic Chinese questions score about 0.85,
@@ -19,6 +21,7 @@ model that reads the passage, not a similarity score.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,7 +30,7 @@ _LATIN_WORD = re.compile(r"[A-Za-z]+")
 _NUMBER = re.compile(r"\d{2,}")
 # English words that ask but name nothing: a question of these alone has nothing to search for.
 # fmt: off
-_FUNCTION_WORDS = frozenset({
+FUNCTION_WORDS = frozenset({
     "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "could", "did", "do",
     "does", "for", "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my",
     "of", "on", "or", "please", "tell", "that", "the", "their", "there", "these", "this", "to",
@@ -37,8 +40,9 @@ _FUNCTION_WORDS = frozenset({
 # fmt: on
 
 # Why a question was judged unanswerable: it names nothing to search for; it names only
-# provinces the index knows nothing of; nothing is close enough; the filters admit no passage.
-Reason = Literal["no_terms", "unknown_place", "too_far", "filtered_out"]
+# provinces the index knows nothing of; the bulletins use (almost) none of its words; nothing is
+# close enough; the filters admit no passage.
+Reason = Literal["no_terms", "unknown_place", "off_topic", "too_far", "filtered_out"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def has_terms(question: str) -> bool:
     if len(_CJK.findall(question)) >= 2 or _NUMBER.search(question):
         return True
     return any(
-        len(word) > 1 and word.lower() not in _FUNCTION_WORDS
+        len(word) > 1 and word.lower() not in FUNCTION_WORDS
         for word in _LATIN_WORD.findall(question)
     )
 
@@ -96,11 +100,13 @@ def judge(
     best_similarity: float,
     *,
     unknown_places: set[str],
+    words_not_found: Sequence[str] = (),
     floor_zh: float,
     floor_en: float,
 ) -> Verdict:
     """The verdict for one question; `unknown_places` are the provinces it names when none of
-    them is an article's or a passage's, `best_similarity` the cosine of the closest passage or
+    them is an article's or a passage's, `words_not_found` its content words when the bulletins
+    use (almost) none of them (rag.topic), `best_similarity` the cosine of the closest passage or
     sentence it could search."""
     chinese = is_chinese(question)
     if unknown_places:
@@ -111,6 +117,15 @@ def judge(
             if chinese
             else f"The bulletins say nothing about {places}.",
             "unknown_place",
+        )
+    if words_not_found:
+        words = "、".join(words_not_found) if chinese else ", ".join(words_not_found)
+        return Verdict(
+            False,
+            f"公报里没有出现这个问题的词语（{words}）。"
+            if chinese
+            else f"The bulletins do not use this question's words ({words}).",
+            "off_topic",
         )
     if best_similarity < (floor_zh if chinese else floor_en):
         return Verdict(

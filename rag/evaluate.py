@@ -158,7 +158,8 @@ def local_search(retriever: Retriever, mode: Mode | None = None) -> SearchFn:
 
 def answer_curve(rows: Sequence[tuple[Question, dict[str, Any]]]) -> list[dict[str, Any]]:
     """For floors on the best cosine, per script, how many questions of each kind would be
-    flagged (the unknown-place test counts at every floor): the curve the floors are read from."""
+    flagged (the tests on words and places count at every floor): the curve the floors are read
+    from."""
     from rag.answerable import is_chinese
 
     curve = []
@@ -169,7 +170,7 @@ def answer_curve(rows: Sequence[tuple[Question, dict[str, Any]]]) -> list[dict[s
             flagged = [
                 q
                 for q, b in mine
-                if b.get("reason") == "unknown_place" or b["best_similarity"] < floor
+                if b.get("reason") not in (None, "too_far") or b["best_similarity"] < floor
             ]
             curve.append(
                 {

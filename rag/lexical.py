@@ -80,6 +80,12 @@ class LexicalIndex:
             return cls(texts, how, _bm25=bm25s.BM25.load(str(folder), show_progress=False))
         return cls(texts, how)
 
+    def knows(self, word: str) -> bool:
+        """Whether the indexed texts use `word`: every search term of it occurs in them (for a
+        word of three characters or more, in some text each, which is nearly always the word)."""
+        terms = tokenize(word, self.how)
+        return bool(terms) and all(t in self._bm25.vocab_dict for t in terms)
+
     def scores(self, question: str) -> np.ndarray:
         """Each text's BM25 score for the question's terms (0 everywhere when none is known)."""
         terms = [t for t in tokenize(question, self.how) if t in self._bm25.vocab_dict]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rag import topic
 from rag.answerable import has_terms, judge, nothing_admitted, nothing_to_search
 from rag.articles import ArticleTable
 from rag.documents import Passage
@@ -142,6 +143,7 @@ class Retriever:
         self.sentence_lexical = LexicalIndex.saved_or_built(
             saved / "sentences", sentence_texts(texts, index.sentences), lexical_tokenizer
         )
+        topic.load()
         self._doc_ids = {p.doc_id for p in passages}
         self.passage_texts = texts
         self.articles = ArticleTable(passages)
@@ -228,6 +230,7 @@ class Retriever:
             query,
             best_similarity,
             unknown_places=self.articles.unknown_places(named),
+            words_not_found=topic.words_not_found(query, self.lexical.knows),
             floor_zh=self.floor_zh,
             floor_en=self.floor_en,
         )

@@ -135,6 +135,18 @@ def test_answerable_flag_and_message(client):
     assert english["message"].startswith("The bulletins say nothing about 上海")
 
 
+def test_a_question_in_words_the_bulletins_never_use(client):
+    body = client.post("/v1/search", json={"query": "红烧肉怎么做才好吃？"}).json()
+    assert body["answerable"] is False
+    assert body["message"] == "公报里没有出现这个问题的词语（红烧肉、好吃）。"
+    assert body["results"]  # the nearest passages, for a client to fold away
+    english = client.get("/v1/search", params={"q": "How do I bake sourdough bread?"}).json()
+    assert english["answerable"] is False
+    assert english["message"] == (
+        "The bulletins do not use this question's words (bake, sourdough, bread)."
+    )
+
+
 def test_nothing_close_enough_over_http(index_dir):
     # Floors above any cosine: every question is too far, in its own language.
     with _client(index_dir, answer_floor_zh=1.0, answer_floor_en=1.0) as strict:

@@ -33,11 +33,31 @@ def test_the_readme_example(retriever):
     assert "到2028年" in answer.hits[0].passage.text[start:end]
 
 
-@pytest.mark.parametrize("question", ["今天天气怎么样？", "What is the capital of France?"])
+OFF_TOPIC = [
+    "今天天气怎么样？",
+    "红烧肉怎么做才好吃？",
+    "苹果公司2024年的营收是多少？",
+    "What is the capital of France?",
+    "How do I bake sourdough bread?",
+    "How do I reset my router password?",
+]
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
 def test_an_off_topic_question_is_not_answerable(retriever, question):
     answer = retriever.answer(question)
-    assert not answer.answerable and answer.reason == "too_far"
+    assert not answer.answerable and answer.reason in ("off_topic", "too_far")
     assert answer.hits  # the nearest passages still come, for a client to fold away
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_the_bulletins_words_tell_an_off_topic_question_without_the_floors(retriever, question):
+    # With no floor on the cosine, the model would call every one of these answerable.
+    floorless = Retriever(retriever.embedder, retriever.index, answer_floors=(0.0, 0.0))
+    answer = floorless.answer(question)
+    assert not answer.answerable and answer.reason == "off_topic"
+    assert answer.message is not None
+    assert "的词语" in answer.message or "question's words" in answer.message
 
 
 @pytest.mark.parametrize(
