@@ -160,3 +160,29 @@ def test_scoring_only_the_best_passages_sentences_keeps_the_answers(retrievers):
         assert [(h.passage, h.highlights) for h in got.hits] == [
             (h.passage, h.highlights) for h in expected.hits
         ]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "lead_in"),
+    [
+        ("三是落实闭环机制。", True),
+        ("首先，助力国家战略腹地建设。", True),
+        ("三要讲服务，满怀热忱抓落实。", True),
+        # Long enough to make its point itself.
+        ("一是加大技术创新和技术改造投资力度，加快推动研发机构本地化。", False),
+        ("工业投资增长14%；", False),
+    ],
+)
+def test_lead_in_sentences(sentence, lead_in):
+    from rag.retrieve import _is_lead_in
+
+    assert _is_lead_in(sentence) is lead_in
+
+
+def test_a_highlighted_lead_in_takes_the_sentence_that_makes_its_point(retrievers):
+    plain, _ = retrievers
+    hit = plain.search("落实闭环机制", k=1)[0]
+    (start, end), *_ = hit.highlights
+    highlighted = hit.passage.text[start:end]
+    assert highlighted.startswith("三是落实闭环机制。细化年度工作目标体系")
+    assert highlighted.endswith(("。", "；"))
