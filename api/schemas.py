@@ -89,7 +89,8 @@ class SearchResponse(BaseModel):
     )
     message: str | None = Field(
         None,
-        description="why the question was judged unanswerable, in the question's language",
+        description="why the question was judged unanswerable, in the question's language "
+        "(in both when it has neither Chinese nor English words)",
         examples=[None, "公报中没有关于上海的内容。"],
     )
     results: list[Result]

@@ -33,7 +33,8 @@ class ServiceState:
 
 
 def default_loader(settings: Settings, previous: Retriever | None) -> Retriever:
-    """The real model and index; on reload the loaded model is kept and only the index is read."""
+    """The real model and index; on reload the loaded model and glossary are kept and only the
+    index is read."""
     from rag.cli import open_retriever
     from rag.index import load_index
 
@@ -41,10 +42,4 @@ def default_loader(settings: Settings, previous: Retriever | None) -> Retriever:
         return open_retriever(settings, build_if_missing=True)
     embedder = previous.embedder
     index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
-    return Retriever(
-        embedder,
-        index,
-        mode=previous.mode,
-        dense_weight=previous.dense_weight,
-        lexical_tokenizer=previous.lexical.how,
-    )
+    return Retriever.from_settings(embedder, index, settings, glossary=previous.glossary)

@@ -5,8 +5,9 @@ Four tests, all cheap and all explainable to the user:
   close to such strings, so without this they came back answerable);
 - the question names a province that no indexed article is about and no passage mentions
   (a question about 上海 asked of bulletins about 北京 and 重庆);
-- the bulletins use none of the question's Chinese content words, or fewer than two of its
-  English ones (red-cooked pork, sourdough bread; see rag.topic);
+- the bulletins use none of the question's Chinese content words, or, for an English question
+  of three content words or more, fewer than two of them (red-cooked pork, sourdough bread;
+  see rag.topic);
 - the best-matching passage or sentence is less similar to the question than a floor set a
   margin below the least similar answerable question of the eval. The similarity scale of a
   multilingual model differs by language (off-topic Chinese questions score about 0.85,
@@ -21,6 +22,7 @@ model that reads the passage, not a similarity score.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,7 +30,10 @@ from typing import Literal
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
 _NUMBER = re.compile(r"\d{2,}")
-# English words that ask but name nothing: a question of these alone has nothing to search for.
+# 5G, 3D, H2: letters and digits together name a thing where neither alone would.
+_CODE = re.compile(r"\d+[A-Za-z]+|[A-Za-z]+\d+")
+# Words that ask, or say when, rather than name: a question of these alone has nothing to search
+# for, and the off-topic test (rag.topic) does not count them.
 # fmt: off
 FUNCTION_WORDS = frozenset({
     "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "could", "did", "do",
@@ -37,7 +42,14 @@ FUNCTION_WORDS = frozenset({
     "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will",
     "with", "would", "you", "your",
 })
+QUESTION_WORDS = frozenset({
+    "什么", "什么样", "多少", "哪些", "哪个", "哪里", "哪儿", "哪天", "哪一天", "哪几", "哪家",
+    "怎么", "怎么样", "怎样", "如何", "为什么", "是否", "是不是", "有没有", "能不能", "会不会",
+    "今天", "今年", "去年", "明年",
+})
 # fmt: on
+# Characters that carry no topic on their own: particles and the copula.
+_FILLERS = re.compile("[的了吗呢么是吧啊呀哦嘛]")
 
 # Why a question was judged unanswerable: it names nothing to search for; it names only
 # provinces the index knows nothing of; the bulletins use (almost) none of its words; nothing is
@@ -58,14 +70,22 @@ def is_chinese(question: str) -> bool:
     A Chinese character is about a word's worth of meaning, so "What is 北京's 2028 goal?" is
     English (2 against 4) and "北京商业航天的GDP目标" is Chinese.
     """
+    question = unicodedata.normalize("NFKC", question)
     return len(_CJK.findall(question)) > len(_LATIN_WORD.findall(question))
 
 
 def has_terms(question: str) -> bool:
-    """Whether the question names something to search for: two Chinese characters (one is
-    rarely a word on its own), a number of two digits or more, or an English word that is not a
-    function word."""
-    if len(_CJK.findall(question)) >= 2 or _NUMBER.search(question):
+    """Whether the question names something to search for: two Chinese characters besides
+    question words and particles (one is rarely a word on its own; 怎么样 and 的的的 name
+    nothing), a number of two digits or more, letters with digits (5G), or an English word that
+    is not a function word. Full-width letters and digits count as their ASCII forms."""
+    question = unicodedata.normalize("NFKC", question)
+    rest = question
+    for word in sorted(QUESTION_WORDS, key=len, reverse=True):
+        rest = rest.replace(word, " ")
+    if len(_CJK.findall(_FILLERS.sub("", rest))) >= 2:
+        return True
+    if _NUMBER.search(question) or _CODE.search(question):
         return True
     return any(
         len(word) > 1 and word.lower() not in FUNCTION_WORDS

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from rag import topic
 from rag.answerable import has_terms, judge, nothing_admitted, nothing_to_search
 from rag.articles import ArticleTable
 from rag.documents import Passage
 from rag.duplicates import fold
 from rag.embed import Embedder
+from rag.highlight import answering_span
 from rag.index import LoadedIndex
 from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
 from rag.places import provinces_named
 from rag.settings import Settings
+from rag.topic import Glossary, words_not_found
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 # The settings' declared defaults (not the environment's values).
@@ -121,7 +121,10 @@ class Retriever:
             _DEFAULTS["answer_floor_en"],
         ),
         sentence_candidates: int = _DEFAULTS["sentence_candidates"],
+        glossary: Glossary | None = None,
     ) -> None:
+        if sentence_candidates < 1:
+            raise ValueError(f"sentence_candidates must be at least 1, not {sentence_candidates}")
         self.embedder = embedder
         self.index = index
         self.mode = mode
@@ -129,12 +132,12 @@ class Retriever:
         self.preference = preference
         self.floor_zh, self.floor_en = answer_floors
         self.sentence_candidates = sentence_candidates
-        # A fixed sample of all sentences, for the lowest-cosine estimate of _sentence_cosines.
-        n_sentences = len(index.sentences)
-        sample = np.random.default_rng(0).choice(
-            n_sentences, size=min(n_sentences, sentence_candidates), replace=False
+        # A fixed sample of passages whose sentences are always scored on a large index: their
+        # lowest best-sentence cosine estimates everyone's, the bottom of that leg's min-max.
+        n = len(index.passages)
+        self._sampled_passages = np.sort(
+            np.random.default_rng(0).choice(n, size=min(n, sentence_candidates), replace=False)
         )
-        self._sentence_sample = index.sentence_vectors[np.sort(sample)]
         passages = index.passages
         texts = [p.text for p in passages]
         saved = index.path / LEXICAL_DIR
@@ -144,7 +147,11 @@ class Retriever:
         self.sentence_lexical = LexicalIndex.saved_or_built(
             saved / "sentences", sentence_texts(texts, index.sentences), lexical_tokenizer
         )
-        topic.load()
+        # CC-CEDICT for the off-topic test: read once (about a second), shared on reload.
+        self.glossary = glossary or Glossary()
+        import jieba
+
+        jieba.initialize()  # its dictionary now (0.5 s), not on the first question
         self._doc_ids = {p.doc_id for p in passages}
         self.passage_texts = texts
         self.articles = ArticleTable(passages)
@@ -154,7 +161,13 @@ class Retriever:
         )
 
     @classmethod
-    def from_settings(cls, embedder: Embedder, index: LoadedIndex, settings: Settings) -> Retriever:
+    def from_settings(
+        cls,
+        embedder: Embedder,
+        index: LoadedIndex,
+        settings: Settings,
+        glossary: Glossary | None = None,
+    ) -> Retriever:
         """A retriever with the search mode, weights and tokenizer the settings name."""
         return cls(
             embedder,
@@ -165,6 +178,7 @@ class Retriever:
             preference=settings.place_time_preference,
             answer_floors=(settings.answer_floor_zh, settings.answer_floor_en),
             sentence_candidates=settings.sentence_candidates,
+            glossary=glossary,
         )
 
     def search(
@@ -218,7 +232,7 @@ class Retriever:
         # them have theirs computed (all of them, unless the index is large).
         provisional = share * min_max(passage_cos, mask) + (1 - share) * lexical + preferred
         provisional[~mask] = -np.inf
-        sentence_scores = self._sentence_cosines(vector, provisional, mask)
+        sentence_scores = self._sentence_cosines(vector, provisional, mask, floor)
         sentence_cos = self._per_passage(sentence_scores, floor)
         if mode == "dense":
             dense = min_max(np.maximum(passage_cos, sentence_cos), mask)
@@ -231,7 +245,7 @@ class Retriever:
             query,
             best_similarity,
             unknown_places=self.articles.unknown_places(named),
-            words_not_found=topic.words_not_found(query, self.lexical.knows),
+            words_not_found=words_not_found(query, self.lexical.knows, self.glossary),
             floor_zh=self.floor_zh,
             floor_en=self.floor_en,
         )
@@ -253,23 +267,17 @@ class Retriever:
     def _best_sentence(
         self, passage: int, cosines: np.ndarray, bm25: np.ndarray, mode: Mode
     ) -> tuple[tuple[int, int]]:
-        """The passage's sentence that best answers, weighed as the passages were: meaning and
-        shared words. (Meaning alone picked a sentence holding the answer for 81% of questions;
-        mixed as in hybrid ranking, 85%; with a lead-in's next sentence, 87%: `rag eval` reports
-        it as the highlight rate.)"""
-        rows = np.arange(self._sentence_bounds[passage], self._sentence_bounds[passage + 1])
-        if not len(rows):
-            return ((0, len(self.index.passages[passage].text)),)
-        every = np.ones(len(rows), dtype=bool)
-        dense, lexical = min_max(cosines[rows], every), min_max(bm25[rows], every)
+        """The passage's answering sentence, weighed as the passages were (rag.highlight)."""
+        rows = slice(self._sentence_bounds[passage], self._sentence_bounds[passage + 1])
         weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
-        best = rows[np.argmax(weight * dense + (1 - weight) * lexical)]
-        _, start, end = self.index.sentences[best]
-        text = self.index.passages[passage].text
-        if best < rows[-1] and _is_lead_in(text[start:end]):
-            # "三是落实闭环机制。" names a point; the sentence after it makes it.
-            end = self.index.sentences[best + 1][2]
-        return ((int(start), int(end)),)
+        span = answering_span(
+            self.index.passages[passage].text,
+            self.index.sentences[rows, 1:],
+            cosines[rows],
+            bm25[rows],
+            weight,
+        )
+        return (span,)
 
     def _per_passage(self, sentence_scores: np.ndarray, floor: float) -> np.ndarray:
         """Each passage's best sentence score (`floor` for a passage without sentences)."""
@@ -297,38 +305,32 @@ class Retriever:
         return scores, floor
 
     def _sentence_cosines(
-        self, vector: np.ndarray, provisional: np.ndarray, mask: np.ndarray
+        self, vector: np.ndarray, provisional: np.ndarray, mask: np.ndarray, fallback: float
     ) -> np.ndarray:
         """Every sentence's cosine, computed for the sentences of the `sentence_candidates` best
-        passages by `provisional` (every sentence while the index has no more passages)."""
+        passages by `provisional` and of a fixed sample of passages (every sentence while the
+        index has no more passages). The others take the lowest best-sentence cosine of the
+        admitted passages computed (`fallback` when none has a sentence): never a passage's
+        best, and close to the bottom of the leg's scale had all been computed."""
         if len(self.index.passages) <= self.sentence_candidates:
             return self.index.sentence_vectors @ vector[0]
         best = _top(provisional, min(int(mask.sum()), self.sentence_candidates))
-        starts = self._sentence_bounds[best]
-        lengths = self._sentence_bounds[best + 1] - starts
+        chosen = np.union1d(best, self._sampled_passages)
+        starts = self._sentence_bounds[chosen]
+        lengths = self._sentence_bounds[chosen + 1] - starts
         # The rows of each chosen passage's sentences, run together.
-        rows = np.arange(lengths.sum()) + np.repeat(
-            starts - (np.cumsum(lengths) - lengths), lengths
-        )
+        offsets = np.cumsum(lengths) - lengths
+        rows = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
         computed = self.index.sentence_vectors[rows] @ vector[0]
-        # The others take the lowest cosine of the chosen sentences and a fixed sample of all
-        # sentences: an estimate of the lowest of all, so the leg's min-max scale stays close to
-        # what scoring every sentence would give.
-        sampled = self._sentence_sample @ vector[0]
-        lowest = min(float(computed.min(initial=np.inf)), float(sampled.min(initial=np.inf)))
+        # Each chosen passage's best; empty ones have no rows, so the rest partition `rows`.
+        nonempty = lengths > 0
+        admitted = mask[chosen][nonempty]
+        lowest = fallback
+        if admitted.any():
+            lowest = float(np.maximum.reduceat(computed, offsets[nonempty])[admitted].min())
         scores = np.full(len(self.index.sentences), lowest, dtype=np.float32)
         scores[rows] = computed
         return scores
-
-
-# A short sentence opening an enumerated point (一是…, 二要…, 首先…, 一方面…): policy text
-# states the point there and makes it in the next sentence. Longer ones make it themselves.
-_LEAD_IN = re.compile(r"(?:[一二三四五六七八九十][是要]|首先|其次|再次|最后|此外|一方面|另一方面)")
-_LEAD_IN_CHARS = 20
-
-
-def _is_lead_in(sentence: str) -> bool:
-    return len(sentence.strip()) <= _LEAD_IN_CHARS and _LEAD_IN.match(sentence.strip()) is not None
 
 
 def _top(scores: np.ndarray, m: int) -> np.ndarray:

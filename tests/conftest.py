@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import socket
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from rag.settings import Settings
+from rag.topic import Glossary
 
 REPO = Path(__file__).resolve().parents[1]
 BULLETIN = REPO / "corpus" / "000_a1e9ce7368794dc6.txt"
@@ -52,6 +54,12 @@ class FakeEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self._vector(t) for t in texts])
+
+
+@functools.cache
+def shared_glossary() -> Glossary:
+    """CC-CEDICT read once for the whole run: each retriever would take a second over it."""
+    return Glossary()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever, hit_json
 from rag.settings import Settings
-from tests.conftest import BULLETIN, FakeEmbedder
+from tests.conftest import BULLETIN, FakeEmbedder, shared_glossary
 
 FLOORS = {"floor_zh": 0.875, "floor_en": 0.77}
 
@@ -33,6 +33,14 @@ FLOORS = {"floor_zh": 0.875, "floor_en": 0.77}
         ("SELECT * FROM passages;--", True),
         ("钱?", False),
         ("How many 独角兽?", True),
+        # Question words and particles alone name nothing; full-width letters are letters.
+        ("怎么样？", False),
+        ("多少？", False),
+        ("的的的", False),
+        ("渝西？", True),
+        ("光伏是什么", True),
+        ("5G", True),
+        ("ＧＤＰ", True),
     ],
 )
 def test_a_question_must_name_something_to_search_for(question, searchable):
@@ -126,7 +134,8 @@ def reprinted(tmp_path_factory) -> Retriever:
     settings = Settings(root=root, corpus_dir=corpus, index_dir=root / "index")
     embedder = FakeEmbedder()
     build_index(load_bulletins([corpus], root), embedder, settings)
-    return Retriever(embedder, load_index(settings, model_id=embedder.model_id, dim=embedder.dim))
+    index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    return Retriever(embedder, index, glossary=shared_glossary())
 
 
 def test_a_reprinted_paragraph_is_one_result_citing_both(reprinted):

@@ -16,7 +16,7 @@ from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server, shared_glossary
 
 DOC_ID = "000_a1e9ce7368794dc6"
 SOURCE = f"corpus/{DOC_ID}.txt"
@@ -38,7 +38,7 @@ NO_FLOORS = {"answer_floor_zh": 0.0, "answer_floor_en": 0.0}
 
 def load(settings: Settings, previous: Retriever | None) -> Retriever:
     index = load_index(settings, model_id=FakeEmbedder.model_id, dim=FakeEmbedder.dim)
-    return Retriever.from_settings(FakeEmbedder(), index, settings)
+    return Retriever.from_settings(FakeEmbedder(), index, settings, shared_glossary())
 
 
 @pytest.fixture(scope="module")
@@ -542,6 +542,20 @@ def growing(tmp_path) -> tuple[Settings, Path]:
     settings = Settings(root=tmp_path, index_dir=tmp_path / "index", **NO_FLOORS)
     build_index(load_bulletins([corpus / BULLETIN.name], tmp_path), FakeEmbedder(), settings)
     return settings, corpus
+
+
+def test_the_service_reload_keeps_the_model_and_applies_every_setting(growing):
+    from api.state import default_loader
+
+    settings, _ = growing
+    previous = load(settings, None)
+    tuned = settings.model_copy(
+        update={"place_time_preference": 0.7, "answer_floor_zh": 0.5, "sentence_candidates": 300}
+    )
+    reloaded = default_loader(tuned, previous)
+    assert reloaded.embedder is previous.embedder and reloaded.glossary is previous.glossary
+    assert reloaded.preference == 0.7 and reloaded.floor_zh == 0.5
+    assert reloaded.sentence_candidates == 300
 
 
 def test_reload_swaps_in_a_rebuilt_index(growing):

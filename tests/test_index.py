@@ -14,7 +14,7 @@ from rag.index import IndexUnusable, build_index, load_index, passages_of
 from rag.load import load_bulletins
 from rag.retrieve import Filters, QueryError, Retriever, hit_json
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
 
 SECOND = (
     "江苏推进智能制造\n本报记者 张三\n"
@@ -242,7 +242,7 @@ def test_build_interrupted_at_the_swap_leaves_builds_as_they_were(tmp_path, buil
 @pytest.fixture
 def retriever(built) -> Retriever:
     settings, _, embedder, _ = built
-    return Retriever(embedder, _load(settings, embedder))
+    return Retriever(embedder, _load(settings, embedder), glossary=shared_glossary())
 
 
 def test_hit_json_shape_and_citation(retriever, built):
@@ -313,7 +313,7 @@ def test_an_hnsw_index_answers_like_the_exact_one(tmp_path):
     build_index(load_bulletins([BULLETIN], REPO), embedder, settings)
     index = _load(settings, embedder)
     assert index.manifest["index_kind"] == "hnsw"
-    approximate = Retriever(embedder, index)
+    approximate = Retriever(embedder, index, glossary=shared_glossary())
     target = index.passages[7]
     (hit,) = approximate.search(target.embedding_text(True), k=1, mode="dense")
     assert hit.passage == target
@@ -325,13 +325,13 @@ def test_the_build_saves_bm25_so_start_up_does_not_tokenize(built, monkeypatch):
     settings, _, embedder, _ = built
     index = _load(settings, embedder)
     assert (index.path / "lexical" / "passages" / "built_from").is_file()
-    fresh = Retriever(embedder, index)
+    fresh = Retriever(embedder, index, glossary=shared_glossary())
 
     def no_indexing(*args, **kwargs):
         raise AssertionError("BM25 was built again at start-up")
 
     monkeypatch.setattr("bm25s.BM25.index", no_indexing)
-    loaded = Retriever(embedder, index)
+    loaded = Retriever(embedder, index, glossary=shared_glossary())
     for question in ("北京商业航天2028目标", "光伏产业", "《方案》"):
         assert np.allclose(loaded.lexical.scores(question), fresh.lexical.scores(question))
         assert np.allclose(
@@ -339,4 +339,4 @@ def test_the_build_saves_bm25_so_start_up_does_not_tokenize(built, monkeypatch):
         )
     # Saved for another tokenizer, or for other texts: built here instead.
     with pytest.raises(AssertionError, match="built again"):
-        Retriever(embedder, index, lexical_tokenizer="jieba")
+        Retriever(embedder, index, lexical_tokenizer="jieba", glossary=shared_glossary())

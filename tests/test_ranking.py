@@ -11,7 +11,7 @@ from rag.load import load_bulletins
 from rag.places import provinces_named, years_named
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from tests.conftest import REPO, FakeEmbedder
+from tests.conftest import REPO, FakeEmbedder, shared_glossary
 
 
 def test_a_document_title_is_one_term():
@@ -75,8 +75,8 @@ def retrievers(tmp_path_factory):
     build_index(load_bulletins([REPO / "corpus"], REPO), embedder, settings)
     index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
     return (
-        Retriever(embedder, index, preference=0.0),
-        Retriever(embedder, index, preference=1.0),
+        Retriever(embedder, index, preference=0.0, glossary=shared_glossary()),
+        Retriever(embedder, index, preference=1.0, glossary=shared_glossary()),
     )
 
 
@@ -131,7 +131,7 @@ def test_a_large_index_scores_only_the_best_passages_sentences(retrievers):
     full, _ = retrievers
     n = len(full.index.passages)
     # Ten candidates of the bulletin's passages: the path a 100k-passage index takes.
-    limited = Retriever(full.embedder, full.index, sentence_candidates=10)
+    limited = Retriever(full.embedder, full.index, sentence_candidates=10, glossary=full.glossary)
     bounds = full._sentence_bounds
     for question in QUESTIONS:
         vector = full.embedder.encode_queries([question])
@@ -140,20 +140,23 @@ def test_a_large_index_scores_only_the_best_passages_sentences(retrievers):
         mask = np.ones(n, dtype=bool)
         mask[::3] = False
         provisional[~mask] = -np.inf
-        scores = limited._sentence_cosines(vector, provisional, mask)
-        chosen = np.argsort(-provisional, kind="stable")[:10]
+        scores = limited._sentence_cosines(vector, provisional, mask, -1.0)
+        best = np.argsort(-provisional, kind="stable")[:10]
+        chosen = np.union1d(best, limited._sampled_passages)
+        assert 10 < len(chosen) < n
         rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in chosen])
         assert np.allclose(scores[rows], exact[rows], rtol=0, atol=1e-6)
+        # The rest take the lowest best-sentence cosine of the admitted chosen passages.
+        lowest = min(exact[bounds[i] : bounds[i + 1]].max() for i in chosen if mask[i])
         others = np.setdiff1d(np.arange(len(exact)), rows)
-        # The rest sit at one value no higher than any computed: never the best of a passage
-        # that has a computed sentence, never above the best one.
-        assert len(set(scores[others].tolist())) == 1
-        assert scores[others][0] <= scores[rows].min()
+        assert np.allclose(scores[others], lowest, rtol=0, atol=1e-6)
 
 
 def test_scoring_only_the_best_passages_sentences_keeps_the_answers(retrievers):
     _, full = retrievers
-    limited = Retriever(full.embedder, full.index, preference=1.0, sentence_candidates=10)
+    limited = Retriever(
+        full.embedder, full.index, preference=1.0, sentence_candidates=10, glossary=full.glossary
+    )
     for question in QUESTIONS:
         expected, got = full.answer(question, k=3), limited.answer(question, k=3)
         assert got.best_similarity == pytest.approx(expected.best_similarity, abs=1e-6)
@@ -174,9 +177,9 @@ def test_scoring_only_the_best_passages_sentences_keeps_the_answers(retrievers):
     ],
 )
 def test_lead_in_sentences(sentence, lead_in):
-    from rag.retrieve import _is_lead_in
+    from rag.highlight import is_lead_in
 
-    assert _is_lead_in(sentence) is lead_in
+    assert is_lead_in(sentence) is lead_in
 
 
 def test_a_highlighted_lead_in_takes_the_sentence_that_makes_its_point(retrievers):
@@ -186,3 +189,9 @@ def test_a_highlighted_lead_in_takes_the_sentence_that_makes_its_point(retriever
     highlighted = hit.passage.text[start:end]
     assert highlighted.startswith("三是落实闭环机制。细化年度工作目标体系")
     assert highlighted.endswith(("。", "；"))
+
+
+def test_sentence_candidates_must_be_positive(retrievers):
+    full, _ = retrievers
+    with pytest.raises(ValueError, match="sentence_candidates"):
+        Retriever(full.embedder, full.index, sentence_candidates=0, glossary=full.glossary)

@@ -6,18 +6,39 @@ import pytest
 
 from rag.answerable import judge
 from rag.lexical import LexicalIndex
-from rag.topic import chinese_words, english_to_chinese, english_words, words_not_found
+from rag.topic import chinese_words, english_words, words_not_found
+from tests.conftest import shared_glossary
 
-BULLETIN_WORDS = {"北京", "商业航天", "光伏", "产业", "火箭", "工业", "目标", "卫星", "发展"}
+BULLETIN_WORDS = {
+    "北京",
+    "重庆",
+    "商业",
+    "航天",
+    "光伏",
+    "产业",
+    "火箭",
+    "工业",
+    "目标",
+    "卫星",
+    "发展",
+}
 
 
 def known(word: str) -> bool:
     return word in BULLETIN_WORDS
 
 
-def test_question_words_are_not_content_words():
-    assert chinese_words("北京商业航天2028年的目标是什么？") == ["北京", "商业", "航天", "目标"]
-    assert english_words("What is the goal of Beijing's plan?") == ["goal", "beijing", "plan"]
+def test_content_words_leave_out_question_words_and_keep_the_users_spelling():
+    words = chinese_words("重慶卫星网络的目标是什么？", shared_glossary())
+    assert [shown for shown, _ in words] == ["重慶", "卫星网络", "目标"]
+    # Looked up simplified, and by the words jieba finds inside a compound.
+    assert words[0][1] == ["重庆"]
+    assert {"卫星", "网络", "卫星网络"} <= set(words[1][1])
+    assert english_words("What is the goal of Beijing's plan? The GOAL!") == [
+        "goal",
+        "Beijing",
+        "plan",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -27,27 +48,33 @@ def test_question_words_are_not_content_words():
         ("北京商业航天2028年的目标是什么？", []),
         # One word the bulletins use is enough for a Chinese question: paraphrases share few.
         ("山城今年想让工业涨多少？", []),
+        ("卫星网络会用在哪里？", []),
+        ("重慶工業的目標", []),
         ("How do I bake sourdough bread?", ["bake", "sourdough", "bread"]),
-        ("What are Beijing's goals for rockets?", []),
-        # Plural forms are looked up plain: rockets -> rocket -> 火箭, satellites -> 卫星.
-        ("Rockets and satellites?", []),
-        # English needs two: a common word has many renderings, one may match by chance.
-        ("What is the weather in Beijing today?", ["weather", "today"]),
-        # Nothing to judge by: no content words at all.
+        ("What are Beijing's goals for rockets and satellites?", []),
+        # Two found of three or more English words: a common word may match by chance.
+        ("What is the weather in Beijing today?", ["weather", "Beijing", "today"]),
+        # Under three English content words: too little to judge by (the floor still may).
+        ("Solar panels?", []),
+        ("What is the capital of France?", []),
         ("2028?", []),
         ("what is it", []),
+        # Full-width letters are read as ASCII.
+        ("Ｈｏｗ ｄｏ Ｉ ｂａｋｅ ｓｏｕｒｄｏｕｇｈ ｂｒｅａｄ?", ["bake", "sourdough", "bread"]),
     ],
 )
 def test_words_not_found(question, not_found):
-    assert words_not_found(question, known) == not_found
+    assert words_not_found(question, known, shared_glossary()) == not_found
 
 
-def test_the_dictionary_reads_english_into_chinese():
-    table = english_to_chinese()
-    assert "光伏" in table["photovoltaic"]
-    assert "火箭" in table["rocket"]
-    # Single characters are left out: too ambiguous to stand for a topic.
-    assert all(len(w) >= 2 for w in table["bread"])
+def test_the_glossary_reads_english_and_traditional_chinese():
+    glossary = shared_glossary()
+    assert "光伏" in set(glossary.renderings("photovoltaic"))
+    assert "火箭" in set(glossary.renderings("rockets"))  # plain form looked up
+    assert all(len(w) >= 2 for w in glossary.renderings("bread"))
+    assert glossary.to_simplified("重慶工業發展") == "重庆工业发展"
+    # 么 is also listed as the traditional form of 幺; as 什么's it must stay.
+    assert glossary.to_simplified("什么怎么") == "什么怎么"
 
 
 def test_a_lexical_index_knows_the_words_its_texts_use():

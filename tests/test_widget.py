@@ -21,7 +21,7 @@ from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder, free_port, running_server
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, free_port, running_server, shared_glossary
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home on a closed network.
@@ -71,6 +71,7 @@ def load(settings: Settings, previous: Retriever | None) -> Retriever:
     return Retriever(
         FakeEmbedder(),
         load_index(settings, model_id=FakeEmbedder.model_id, dim=FakeEmbedder.dim),
+        glossary=shared_glossary(),
     )
 
 
