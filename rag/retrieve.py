@@ -16,6 +16,7 @@ from rag.highlight import answering_span
 from rag.index import LoadedIndex
 from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
 from rag.places import provinces_named
+from rag.script import ScriptReader, script_of
 from rag.settings import Settings
 from rag.topic import Glossary, words_not_found
 
@@ -152,6 +153,8 @@ class Retriever:
         import jieba
 
         jieba.initialize()  # its dictionary now (0.5 s), not on the first question
+        # Questions are read in the bulletins' script: 重慶 finds 重庆.
+        self.reader = ScriptReader(script_of(texts))
         self._doc_ids = {p.doc_id for p in passages}
         self.passage_texts = texts
         self.articles = ArticleTable(passages)
@@ -199,6 +202,7 @@ class Retriever:
         except UnicodeEncodeError as exc:
             # A lone surrogate: JSON can carry "\ud800", and a command line undecodable bytes.
             raise QueryError(f"the question is not valid Unicode at character {exc.start}") from exc
+        query = self.reader(query)
         if filters and filters.doc_id is not None and filters.doc_id not in self._doc_ids:
             raise QueryError(f"unknown doc_id {filters.doc_id!r}")
         mode = mode or self.mode
@@ -245,7 +249,7 @@ class Retriever:
             query,
             best_similarity,
             unknown_places=self.articles.unknown_places(named),
-            words_not_found=words_not_found(query, self.lexical.knows, self.glossary),
+            words_not_found=words_not_found(query, self._uses, self.glossary),
             floor_zh=self.floor_zh,
             floor_en=self.floor_en,
         )
@@ -263,6 +267,10 @@ class Retriever:
         return Answer(
             tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
         )
+
+    def _uses(self, word: str) -> bool:
+        """Whether the bulletins use `word` (written in either script)."""
+        return self.lexical.knows(self.reader(word))
 
     def _best_sentence(
         self, passage: int, cosines: np.ndarray, bm25: np.ndarray, mode: Mode

