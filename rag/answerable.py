@@ -46,10 +46,14 @@ QUESTION_WORDS = frozenset({
     "什么", "什么样", "多少", "哪些", "哪个", "哪里", "哪儿", "哪天", "哪一天", "哪几", "哪家",
     "怎么", "怎么样", "怎样", "如何", "为什么", "是否", "是不是", "有没有", "能不能", "会不会",
     "今天", "今年", "去年", "明年",
+    # words about the bulletins themselves: 公报说了啥 asks about all of them
+    "公报", "新闻", "文章", "报道", "内容", "总结", "介绍",
 })
 # fmt: on
-# Characters that carry no topic on their own: particles and the copula.
-_FILLERS = re.compile("[的了吗呢么是吧啊呀哦嘛]")
+# Words that carry no topic on their own: particles and the copula (as whole words: 目的, 吗啡).
+_FILLERS = frozenset(["的", "了", "吗", "呢", "么", "是", "吧", "啊", "呀", "哦", "嘛"])
+# Letters of any script but Chinese (Latin, kana, hangul, Cyrillic...).
+_LETTERS = re.compile(r"[^\W\d_\u3400-\u9fff]+")
 
 # Why a question was judged unanswerable: it names nothing to search for; it names only
 # provinces the index knows nothing of; the bulletins use (almost) none of its words; nothing is
@@ -77,19 +81,21 @@ def is_chinese(question: str) -> bool:
 def has_terms(question: str) -> bool:
     """Whether the question names something to search for: two Chinese characters besides
     question words and particles (one is rarely a word on its own; 怎么样 and 的的的 name
-    nothing), a number of two digits or more, letters with digits (5G), or an English word that
-    is not a function word. Full-width letters and digits count as their ASCII forms."""
+    nothing), a number of two digits or more, letters with digits (5G), or a word of another
+    script that is not an English function word. Full-width letters and digits count as their
+    ASCII forms."""
+    import jieba
+
+    # ① and ² are numbers only to NFKC: leave them out before it makes them digits.
+    question = "".join(c for c in question if unicodedata.category(c) != "No")
     question = unicodedata.normalize("NFKC", question)
-    rest = question
-    for word in sorted(QUESTION_WORDS, key=len, reverse=True):
-        rest = rest.replace(word, " ")
-    if len(_CJK.findall(_FILLERS.sub("", rest))) >= 2:
+    naming = [w for w in jieba.lcut(question) if w not in QUESTION_WORDS and w not in _FILLERS]
+    if sum(len(_CJK.findall(w)) for w in naming) >= 2:
         return True
     if _NUMBER.search(question) or _CODE.search(question):
         return True
     return any(
-        len(word) > 1 and word.lower() not in FUNCTION_WORDS
-        for word in _LATIN_WORD.findall(question)
+        len(word) > 1 and word.lower() not in FUNCTION_WORDS for word in _LETTERS.findall(question)
     )
 
 

@@ -13,7 +13,10 @@ import numpy as np
 
 # A short sentence opening an enumerated point (一是…, 二要…, 首先…, 一方面…): policy text
 # states the point there and makes it in the next sentence. Longer ones make it themselves.
-_LEAD_IN = re.compile(r"(?:[一二三四五六七八九十][是要]|首先|其次|再次|最后|此外|一方面|另一方面)")
+# 首先, 最后… open a point only before a comma: 最后一公里 is a thing.
+_LEAD_IN = re.compile(
+    r"(?:[一二三四五六七八九十][是要]|(?:首先|其次|再次|最后|此外|一方面|另一方面)[，,])"
+)
 _LEAD_IN_CHARS = 20
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -194,9 +195,12 @@ class Retriever:
         self, query: str, k: int = 5, filters: Filters | None = None, mode: Mode | None = None
     ) -> Answer:
         """The ranked passages and whether they can answer the question at all."""
-        query = query.strip()
-        if not query:
+        if not query.strip():
             raise QueryError("the question is empty")
+        # Zero-width and other format characters split words for BM25 and for jieba (重\u200b庆).
+        query = "".join(c for c in query if unicodedata.category(c) != "Cf").strip()
+        if not query:
+            raise QueryError("the question has only invisible characters (format controls)")
         try:
             query.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -306,9 +310,9 @@ class Retriever:
             return scores, float(scores.min())
         found, ids = self.index.faiss_index.search(vector, min(n, APPROX_CANDIDATES))
         # Passages the approximate index did not return score as its worst returned one.
-        floor = float(found[0][found[0] > -np.inf].min(initial=0.0))
-        scores = np.full(n, floor, dtype=np.float32)
         valid = ids[0] >= 0
+        floor = float(found[0][valid].min()) if valid.any() else 0.0
+        scores = np.full(n, floor, dtype=np.float32)
         scores[ids[0][valid]] = found[0][valid]
         return scores, floor
 

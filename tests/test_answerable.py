@@ -41,6 +41,13 @@ FLOORS = {"floor_zh": 0.875, "floor_en": 0.77}
         ("光伏是什么", True),
         ("5G", True),
         ("ＧＤＰ", True),
+        # Particles are whole words: 目的 and 吗啡 are not 的 and 吗.
+        ("目的是什么", True),
+        ("吗啡", True),
+        ("①②③", False),
+        # Other scripts' words are words.
+        ("충칭의 산업 투자 성장 목표는?", True),
+        ("Чунцин", True),
     ],
 )
 def test_a_question_must_name_something_to_search_for(question, searchable):

@@ -390,11 +390,23 @@ HOSTILE = [
     "🚀🛰️ 北京 🚀",
     "x" * 500,
     "航" * 500,
-    "\u202e\u200b\ufeff",
+    "\u202e\u200b\ufeff北京",
     "../../etc/passwd",
     "%00%ff{}[]\\",
     "\ud7ff\ue000\U0010ffff",
 ]
+
+
+def test_a_question_of_invisible_characters_is_refused(client):
+    reply = client.post("/v1/search", json={"query": "\u202e\u200b\ufeff"})
+    assert reply.status_code == 422
+    assert "invisible characters" in reply.json()["error"]["message"]
+
+
+def test_invisible_characters_do_not_split_words(client):
+    plain = client.post("/v1/search", json={"query": "重庆工业投资"}).json()
+    split = client.post("/v1/search", json={"query": "重\u200b庆工业\u200d投资"}).json()
+    assert [r["text"] for r in split["results"]] == [r["text"] for r in plain["results"]]
 
 
 @pytest.mark.parametrize("query", HOSTILE)
@@ -550,11 +562,20 @@ def test_the_service_reload_keeps_the_model_and_applies_every_setting(growing):
     settings, _ = growing
     previous = load(settings, None)
     tuned = settings.model_copy(
-        update={"place_time_preference": 0.7, "answer_floor_zh": 0.5, "sentence_candidates": 300}
+        update={
+            "search_mode": "dense",
+            "dense_weight": 0.3,
+            "lexical_tokenizer": "jieba",
+            "place_time_preference": 0.7,
+            "answer_floor_zh": 0.5,
+            "answer_floor_en": 0.4,
+            "sentence_candidates": 300,
+        }
     )
     reloaded = default_loader(tuned, previous)
     assert reloaded.embedder is previous.embedder and reloaded.glossary is previous.glossary
-    assert reloaded.preference == 0.7 and reloaded.floor_zh == 0.5
+    assert (reloaded.mode, reloaded.dense_weight, reloaded.lexical.how) == ("dense", 0.3, "jieba")
+    assert (reloaded.preference, reloaded.floor_zh, reloaded.floor_en) == (0.7, 0.5, 0.4)
     assert reloaded.sentence_candidates == 300
 
 

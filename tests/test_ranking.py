@@ -174,6 +174,7 @@ def test_scoring_only_the_best_passages_sentences_keeps_the_answers(retrievers):
         # Long enough to make its point itself.
         ("一是加大技术创新和技术改造投资力度，加快推动研发机构本地化。", False),
         ("工业投资增长14%；", False),
+        ("最后一公里问题需要解决。", False),
     ],
 )
 def test_lead_in_sentences(sentence, lead_in):

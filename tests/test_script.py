@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import opencc
 import pytest
 
@@ -30,6 +32,7 @@ def test_a_reader_converts_by_phrase():
 
 
 def _retriever(root, corpus_dir) -> Retriever:
+    # The index goes under the test's own root, never the repository's index/.
     settings = Settings(root=root, corpus_dir=corpus_dir, index_dir=root / "index")
     embedder = FakeEmbedder()
     build_index(load_bulletins([corpus_dir], root), embedder, settings)
@@ -39,7 +42,9 @@ def _retriever(root, corpus_dir) -> Retriever:
 
 @pytest.fixture(scope="module")
 def simplified(tmp_path_factory) -> Retriever:
-    return _retriever(REPO, REPO / "corpus")
+    root = tmp_path_factory.mktemp("simplified")
+    shutil.copytree(REPO / "corpus", root / "corpus")
+    return _retriever(root, root / "corpus")
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,10 @@ def test_content_words_leave_out_question_words():
         ("卫星网络会用在哪里？", []),
         ("How do I bake sourdough bread?", ["bake", "sourdough", "bread"]),
         ("What are Beijing's goals for rockets and satellites?", []),
-        # Two found of three or more English words: a common word may match by chance.
-        ("What is the weather in Beijing today?", ["weather", "Beijing", "today"]),
+        # One word the bulletins use is enough in English too.
+        ("What is the weather in Beijing today?", []),
+        ("Tell me about commercial aerospace in Beijing", []),
+        ("How do I reset my router password?", ["reset", "router", "password"]),
         # Under three English content words: too little to judge by (the floor still may).
         ("Solar panels?", []),
         ("What is the capital of France?", []),
