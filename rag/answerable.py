@@ -5,9 +5,8 @@ Four tests, all cheap and all explainable to the user:
   close to such strings, so without this they came back answerable);
 - the question names a province that no indexed article is about and no passage mentions
   (a question about 上海 asked of bulletins about 北京 and 重庆);
-- the bulletins use none of the question's Chinese content words, or, for an English question
-  of three content words or more, fewer than two of them (red-cooked pork, sourdough bread;
-  see rag.topic);
+- the bulletins use none of the question's content words (red-cooked pork, sourdough bread;
+  English questions only when they have three content words or more; see rag.topic);
 - the best-matching passage or sentence is less similar to the question than a floor set a
   margin below the least similar answerable question of the eval. The similarity scale of a
   multilingual model differs by language (off-topic Chinese questions score about 0.85,
@@ -56,8 +55,8 @@ _FILLERS = frozenset(["的", "了", "吗", "呢", "么", "是", "吧", "啊", "�
 _LETTERS = re.compile(r"[^\W\d_\u3400-\u9fff]+")
 
 # Why a question was judged unanswerable: it names nothing to search for; it names only
-# provinces the index knows nothing of; the bulletins use (almost) none of its words; nothing is
-# close enough; the filters admit no passage.
+# provinces the index knows nothing of; the bulletins use none of its words; nothing is close
+# enough; the filters admit no passage.
 Reason = Literal["no_terms", "unknown_place", "off_topic", "too_far", "filtered_out"]
 
 
@@ -132,7 +131,7 @@ def judge(
 ) -> Verdict:
     """The verdict for one question; `unknown_places` are the provinces it names when none of
     them is an article's or a passage's, `words_not_found` its content words when the bulletins
-    use (almost) none of them (rag.topic), `best_similarity` the cosine of the closest passage or
+    use none of them (rag.topic), `best_similarity` the cosine of the closest passage or
     sentence it could search."""
     chinese = is_chinese(question)
     if unknown_places:
