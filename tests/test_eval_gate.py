@@ -33,6 +33,22 @@ def test_the_readme_example(retriever):
     assert "到2028年" in answer.hits[0].passage.text[start:end]
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "北京商業航天2028目標是什麼",  # traditional characters
+        "北京商业\u200b航天2028目标是什么",  # a zero-width space inside a word
+        "Tell me about commercial aerospace in Beijing",  # the dictionary misses two words
+    ],
+)
+def test_the_readme_example_asked_otherwise(retriever, question):
+    answer = retriever.answer(question)
+    assert answer.answerable, answer.message
+    if "2028" in question:  # the same question, written otherwise: the same first passage
+        assert "到2028年，北京商业航天创新能力显著增强" in answer.hits[0].passage.text
+    assert any("北京商业航天" in h.passage.text for h in answer.hits[:2])
+
+
 OFF_TOPIC = [
     "今天天气怎么样？",
     "红烧肉怎么做才好吃？",
