@@ -31,8 +31,8 @@ serve: setup
 	$(BIN)/rag serve
 
 lint: setup
-	$(BIN)/ruff check rag api tests bench
-	$(BIN)/ruff format --check rag api tests bench
+	$(BIN)/ruff check rag api tests bench eval
+	$(BIN)/ruff format --check rag api tests bench eval
 	$(BIN)/mypy
 
 test: lint $(CHROMIUM)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunk import split_sentences
+from rag.chunk import body_sentences
 from rag.index import LoadedIndex, passages_of
 from rag.lexical import LEXICAL_DIR, save_lexical
 from rag.load import load_bulletins
@@ -80,7 +80,7 @@ def synthetic_index(size: int, path: Path) -> LoadedIndex:
             )
         )
     sentences = np.array(
-        [(i, a, b) for i, p in enumerate(passages) for a, b in split_sentences(p.text)],
+        [(i, a, b) for i, p in enumerate(passages) for a, b in body_sentences(p.text)],
         dtype=np.int64,
     )
     vectors = _unit(rng.standard_normal((size, DIM)).astype(np.float32))

@@ -11,10 +11,34 @@ from rag.documents import Paragraph, ParsedBulletin, Passage, Span
 SENTENCE = re.compile(r"[^。！？；!?;…]*(?:[。！？；!?;]+|…+)[”’」』）)》]*|[^。！？；!?;…]+$")
 
 
+_LINES = re.compile(r"[^\n]+\n*|\n+")
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of the sentences of `text`; together they cover it exactly."""
-    out = [(m.start(), m.end()) for m in SENTENCE.finditer(text) if m.end() > m.start()]
+    """(start, end) offsets of the sentences of `text`; together they cover it exactly.
+
+    A line break ends a sentence too: an article's first paragraph reads its headline and
+    byline, each on its own line, before the lead (the break stays with the line before it)."""
+    out: list[tuple[int, int]] = []
+    for line in _LINES.finditer(text):
+        body = line.group().rstrip("\n")
+        found = [
+            (line.start() + m.start(), line.start() + m.end())
+            for m in SENTENCE.finditer(body)
+            if m.end() > m.start()
+        ] or [(line.start(), line.start() + len(body))]
+        found[-1] = (found[-1][0], line.end())
+        out.extend(found)
     return out or [(0, len(text))]
+
+
+def body_sentences(text: str) -> list[tuple[int, int]]:
+    """The sentences a passage is scored and highlighted by: all but its head's lines.
+
+    The headline, kicker and byline a lead passage reads are in its vector and its BM25 terms;
+    as sentences of their own they would be "close" to every question on the article's topic
+    and be highlighted in place of the sentence that answers."""
+    return [(a, b) for a, b in split_sentences(text) if not text[a:b].endswith("\n")]
 
 
 def _source_spans(paragraph: Paragraph, start: int, end: int) -> tuple[Span, ...]:

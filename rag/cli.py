@@ -74,6 +74,18 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         f"({report.embedded} embedded, {report.passages - report.embedded} reused) "
         f"in {report.seconds:.1f} s -> {report.path}"
     )
+    share = report.in_passages / report.characters if report.characters else 1.0
+    print(
+        f"coverage: {report.characters} characters, {report.in_passages} in passages "
+        f"({share:.2%}), {report.labelled_only} labelled (headings, credits, pull quotes), "
+        f"{sum(report.unaccounted.values())} unaccounted"
+    )
+    for source, count in sorted(report.unaccounted.items()):
+        print(
+            f"rag: warning: {source}: {count} characters are in no passage and no label "
+            "(see `rag inspect --json`)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -123,6 +135,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     from rag.structure import parse_bulletin
 
+    if args.json:
+        import json
+
+        from rag.accounting import inspection_json
+
+        files = [inspection_json(parse_bulletin(b)) for b in _bulletins(args.paths, settings)]
+        print(json.dumps({"files": files}, ensure_ascii=False, indent=1))
+        return 0
     for bulletin in _bulletins(args.paths, settings):
         parsed = parse_bulletin(bulletin)
         b = bulletin
@@ -275,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser("inspect", help="show what the bulletins were parsed into")
     inspect.add_argument("paths", nargs="*", help="bulletin files or folders (default: the corpus)")
+    inspect.add_argument(
+        "--json",
+        action="store_true",
+        help="per file: articles, labelled spans and the unaccounted ones (must be none)",
+    )
     inspect.set_defaults(func=cmd_inspect)
 
     evaluate = sub.add_parser("eval", help="run the retrieval eval (Hit@1, Recall@5, MRR, nDCG)")

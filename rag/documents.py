@@ -39,12 +39,43 @@ class Paragraph:
 @dataclass(frozen=True)
 class Article:
     number: int  # 1-based within the bulletin
-    headline: str
+    headline: str  # "" for text that continues an article of an earlier page
     headline_span: Span
     byline: str
     region: str
     date: str
     paragraphs: tuple[Paragraph, ...]
+    kicker: str = ""  # 引题, the line above the headline
+    subtitle: str = ""  # 副题, the line below it
+    dateline: str = ""  # 本报北京１月１日讯 · 新华社贵阳１２月３１日电（记者刘子富）
+    # From the article's first character (kicker or headline) to the end of its last line.
+    span: Span = Span(0, 0)
+
+
+# What ingestion calls a span it keeps out of the passages, or labels beside them.
+LABELS = (
+    "headline",
+    "kicker",
+    "subtitle",
+    "byline",
+    "dateline",
+    "section_heading",
+    "photo_caption",
+    "layout_marker",
+    "pull_quote",
+)
+
+
+@dataclass(frozen=True)
+class Label:
+    """A labelled span of the source: what it is, and for a dropped duplicate what it repeats.
+
+    Headlines, kickers, subtitles, bylines and datelines are also read in the article's first
+    passage; pull quotes are dropped (the text they repeat is indexed where it stands)."""
+
+    label: str  # one of LABELS
+    span: Span
+    repeats: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,7 @@ class ParsedBulletin:
     bulletin: Bulletin
     articles: tuple[Article, ...]
     repairs: tuple[Repair, ...] = field(default=())
+    labels: tuple[Label, ...] = field(default=())
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunk import chunk_bulletin, split_sentences
+from rag.accounting import coverage
+from rag.chunk import body_sentences, chunk_bulletin
 from rag.documents import Bulletin, ParsedBulletin, Passage, Span
 from rag.embed import Embedder
 from rag.lexical import LEXICAL_DIR, save_lexical
@@ -30,7 +31,7 @@ from rag.tokens import count_tokens, get_encoding
 
 FORMAT = 3
 # Bumped whenever parsing or chunking changes what passages a bulletin yields.
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 KEEP_BUILDS = 2
 
 
@@ -47,6 +48,10 @@ class BuildReport:
     sentences_embedded: int
     seconds: float
     path: Path
+    characters: int = 0  # non-blank characters of the bulletins
+    in_passages: int = 0
+    labelled_only: int = 0  # headings, credits, pull quotes: labelled, not indexed
+    unaccounted: dict[str, int] = dataclasses.field(default_factory=dict)  # source -> characters
 
 
 @dataclass
@@ -102,6 +107,10 @@ def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
                 "headline": a.headline,
                 "headline_span": dataclasses.asdict(a.headline_span),
                 "byline": a.byline,
+                "kicker": a.kicker,
+                "subtitle": a.subtitle,
+                "dateline": a.dateline,
+                "span": dataclasses.asdict(a.span),
                 "region": a.region,
                 "date": a.date,
                 "paragraphs": [
@@ -138,7 +147,7 @@ def build_index(
         raise IndexUnusable("the bulletins hold no text to index")
     # Each sentence is embedded too: a question is often answered by one sentence that a
     # whole-passage vector dilutes, and the best sentence is what the reader is shown.
-    sentences = [(i, a, b) for i, p in enumerate(passages) for a, b in split_sentences(p.text)]
+    sentences = [(i, a, b) for i, p in enumerate(passages) for a, b in body_sentences(p.text)]
     texts = [p.embedding_text(settings.embed_context) for p in passages] + [
         passages[i].text[a:b] for i, a, b in sentences
     ]
@@ -213,6 +222,7 @@ def build_index(
             shutil.rmtree(builds / build_id, ignore_errors=True)
         raise
     _remove_old_builds(builds, keep=final)
+    covered = [(pb.bulletin.source, coverage(pb)) for pb in parsed]
     return BuildReport(
         files=len(bulletins),
         articles=sum(len(pb.articles) for pb in parsed),
@@ -221,6 +231,10 @@ def build_index(
         sentences_embedded=sum(1 for i in missing if i >= len(passages)),
         seconds=time.perf_counter() - started,
         path=final,
+        characters=sum(c.characters for _, c in covered),
+        in_passages=sum(c.in_passages for _, c in covered),
+        labelled_only=sum(c.labelled_only for _, c in covered),
+        unaccounted={s: c.unaccounted_characters for s, c in covered if c.unaccounted},
     )
 
 

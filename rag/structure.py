@@ -1,11 +1,19 @@
 """Split a bulletin into articles, sections and paragraphs, repairing extraction damage.
 
+A page is read as a reader reads it: an article opens with its head (kicker, headline,
+subtitle, byline: rag.heads says which line is which), then its paragraphs, which may open with
+a dateline; a short line between paragraphs is a section heading unless it opens an article.
+Every line ends up in a paragraph or in a labelled span (rag.documents.LABELS): nothing is
+dropped without a name.
+
 Newspaper extraction leaves three kinds of damage this module undoes:
 - a paragraph cut mid-sentence at a column break, continued in the next block or further down
   (after a pull quote, where the next column's text resumes);
-- pull quotes: short blocks that repeat sentences of the body;
+- pull quotes: short blocks that repeat sentences of the body (labelled, not indexed twice);
 - headlines, bylines and sub-headings mixed into the running text.
-Everything keeps its code-point spans into the source text, so citations stay exact.
+Everything keeps its code-point spans into the source text, so citations stay exact. An
+article's head is read in its first paragraph (a question about a headline's words or a
+reporter finds the article), as one span running from the head to the lead.
 """
 
 from __future__ import annotations
@@ -13,22 +21,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.documents import Article, Bulletin, Paragraph, ParsedBulletin, Repair, Span
+from rag import heads
+from rag.documents import Article, Bulletin, Label, Paragraph, ParsedBulletin, Repair, Span
 from rag.places import first_province
 
 # A paragraph that ends on one of these is complete.
 END_PUNCT = set("。！？!?…”’」』）)》")
-# Blocks that open with a discourse marker start a new paragraph; they are never the second
-# half of a cut one.
-OPENERS = re.compile(
-    r"^(一是|二是|三是|四是|五是|六是|一方面|另一方面|首先|其次|再次|最后|此外|另外|其中|同时|"
-    r"与此同时|当前|目前|会议|本报|据悉|据了解|根据|总之|[一二三四五六七八九十]+、|[（(][一二三四五六七八九十0-9]+[)）])"
-)
-BYLINE_LINE = re.compile(r"^(本报记者|本报通讯员|记者|通讯员)\s*\S{1,12}(\s+\S{1,12})*$")
-BYLINE_PREFIX = re.compile(r"^本报讯(\s*记者\s*\S{1,8}?报道)?[：:\s]*")
 CLAUSE_SPLIT = re.compile(r"[，、；。！？：“”‘’《》（）,;:!?()\s]+")
-MAX_HEADING = 40
 MAX_PULL_QUOTE = 90
+# A subtitle may hold a comma (向广大职工祝贺新年，对节日坚守岗位的同志们表示慰问) when a
+# dateline follows it; a line this long is a paragraph.
+MAX_SUBTITLE = 60
+# Lines this many blank lines apart are not one head: a page's rubric stands apart.
+_WIDE_GAP = 2
 
 
 @dataclass
@@ -38,7 +43,8 @@ class Block:
     index: int
     text: str
     span: Span
-    kind: str = "body"  # body | heading | headline | byline | title | pull_quote
+    gap: int = 1  # blank lines before it
+    kind: str = "body"  # body | heading | pull_quote | head | credit
 
     @property
     def dangling(self) -> bool:
@@ -54,33 +60,32 @@ class Segment:
     blocks: list[Block] = field(default_factory=list)
 
 
+@dataclass
+class Head:
+    """The lines that open an article, by role."""
+
+    kicker: Block | None = None
+    headline: Block | None = None
+    subtitle: Block | None = None
+    byline: Block | None = None
+
+    def blocks(self) -> list[Block]:
+        return [b for b in (self.kicker, self.headline, self.subtitle, self.byline) if b]
+
+
 def split_blocks(text: str) -> list[Block]:
     blocks: list[Block] = []
+    last_end = 0
     for match in re.finditer(r"[^\n]+", text):
         line = match.group()
         stripped = line.strip()
         if not stripped:
             continue
         start = match.start() + (len(line) - len(line.lstrip()))
-        blocks.append(Block(len(blocks), stripped, Span(start, start + len(stripped))))
+        gap = max(0, text.count("\n", last_end, match.start()) - 1)
+        blocks.append(Block(len(blocks), stripped, Span(start, start + len(stripped)), gap))
+        last_end = match.end()
     return blocks
-
-
-def _heading_like(text: str) -> bool:
-    # Headings may end on a closing quote (迭代优化产业空间布局“一张图”) but hold no sentence.
-    return (
-        bool(text)
-        and len(text) <= MAX_HEADING
-        and not any(ch in "。！？!?；;，," for ch in text)
-        and text[-1] not in "、：:…"
-    )
-
-
-def _starts_article(blocks: list[Block], i: int) -> bool:
-    if not _heading_like(blocks[i].text) or i + 1 >= len(blocks):
-        return False
-    nxt = blocks[i + 1].text
-    return bool(BYLINE_LINE.match(nxt) or (BYLINE_PREFIX.match(nxt) and "本报讯" in nxt[:3]))
 
 
 def _clauses(text: str) -> list[str]:
@@ -99,23 +104,6 @@ def _pull_quote_source(block: Block, body: list[Block]) -> Block | None:
         if longer and all(c in other.text for c in clauses):
             return other
     return None
-
-
-def _region(*texts: str) -> str:
-    for text in texts:
-        found = first_province(text)
-        if found:
-            return found
-    return "unknown"
-
-
-def _article_date(lead: str, bulletin_date: str) -> str:
-    """'1月24日' in the lead, with the year from the bulletin's date; else the bulletin's date."""
-    match = re.search(r"(?:(\d{4})年)?(\d{1,2})月(\d{1,2})日", lead[:80])
-    year = match and (match.group(1) or bulletin_date[:4])
-    if match and year and year.isdigit():
-        return f"{year}-{int(match.group(2)):02d}-{int(match.group(3)):02d}"
-    return bulletin_date
 
 
 def _junction_score(dangler: Block, cont: Block) -> int:
@@ -153,7 +141,7 @@ def _link_continuations(segments: list[Segment]) -> dict[int, int]:
     candidates = [
         j
         for j, s in enumerate(segments)
-        if s.after == "pull_quote" and s.blocks and not OPENERS.match(s.blocks[0].text)
+        if s.after == "pull_quote" and s.blocks and not heads.OPENERS.match(s.blocks[0].text)
     ]
     pairs = sorted(
         (-_junction_score(segments[i].blocks[-1], segments[j].blocks[0]), j - i, i, j)
@@ -170,57 +158,182 @@ def _link_continuations(segments: list[Segment]) -> dict[int, int]:
     return links
 
 
+# --- finding articles -----------------------------------------------------------------------
+
+
+def _read_head(blocks: list[Block], i: int) -> tuple[Head, int] | None:
+    """The head of an article opening at block `i`, and the index of its first body block;
+    None when the line at `i` is not a headline (a section heading, a paragraph)."""
+    text = blocks[i].text
+    if heads.is_byline(text):
+        return None
+    if not heads.heading_like(text):
+        nxt = next((b for b in blocks[i + 1 : i + 3] if b.kind == "body"), None)
+        if not (heads.headline_with_comma(text) and nxt and heads.dateline_length(nxt.text)):
+            return None
+        return Head(headline=blocks[i]), i + 1
+    run = [i]
+    while (
+        len(run) < 3
+        and run[-1] + 1 < len(blocks)
+        and blocks[run[-1] + 1].kind == "body"
+        and heads.heading_like(blocks[run[-1] + 1].text)
+        and not heads.is_byline(blocks[run[-1] + 1].text)
+        and not _is_author(blocks, run[-1] + 1)
+    ):
+        run.append(run[-1] + 1)
+    after = run[-1] + 1
+    head = Head()
+    lines = [blocks[k] for k in run]
+    if len(lines) == 3:
+        head.kicker, head.headline, head.subtitle = lines
+    elif len(lines) == 2 and lines[1].gap >= _WIDE_GAP:
+        head.kicker, head.headline = lines  # a rubric over the headline, set apart
+    elif len(lines) == 2:
+        head.headline, head.subtitle = lines
+    else:
+        head.headline = lines[0]
+    # A subtitle with a comma, recognisable by the dateline right after it.
+    if (
+        head.subtitle is None
+        and after + 1 < len(blocks)
+        and len(blocks[after].text) <= MAX_SUBTITLE
+        and blocks[after].text[-1] not in "。！？"
+        and heads.dateline_length(blocks[after + 1].text)
+    ):
+        head.subtitle = blocks[after]
+        after += 1
+    if after < len(blocks) and (heads.is_byline(blocks[after].text) or _is_author(blocks, after)):
+        head.byline = blocks[after]
+        after += 1
+    return head, after
+
+
+def _is_author(blocks: list[Block], k: int) -> bool:
+    """A bare name on its own line, right after a heading and before text."""
+    return (
+        heads.is_author_name(blocks[k].text)
+        and k > 0
+        and heads.heading_like(blocks[k - 1].text)
+        and k + 1 < len(blocks)
+    )
+
+
+def _opens_article(
+    blocks: list[Block], i: int, head: Head, after: int, current: Head | None, first: bool
+) -> bool:
+    """Whether the head read at `i` opens an article rather than a section of the current one
+    (`current`: the head of the article being read, None before the first or for a brief)."""
+    headline = head.headline.text if head.headline else ""
+    if (
+        first
+        or head.byline
+        or heads.PHOTO_MARKER.search(headline)
+        or any(heads.dateline_length(b.text) for b in blocks[after : after + 2])
+    ):
+        return True
+    previous = blocks[i - 1]
+    # A headline follows a finished paragraph or a credit; after a short line (a poem's, a
+    # table's) it is one more of them. A numbered heading is a part of its article.
+    if previous.kind == "credit" or heads.closes_article(previous.text):
+        return True
+    if previous.kind == "body" and heads.verse_line(previous.text):
+        return False
+    if heads.SECTION_NUMBER.match(headline):
+        return False
+    # A signed feature (本报记者 吴丽琳, an essay's author) runs on under its section headings;
+    # a news report ends where the next headline stands.
+    return current is None or current.byline is None
+
+
 def parse_bulletin(bulletin: Bulletin) -> ParsedBulletin:
-    """Articles with their repaired paragraphs, and a record of every repair made."""
+    """Articles with their repaired paragraphs, the labelled spans, and every repair made."""
     blocks = split_blocks(bulletin.text)
-    starts = [i for i in range(len(blocks)) if _starts_article(blocks, i)]
-    if not starts:
-        # No headline + byline pattern: the whole file is one article under its first line.
-        starts = [0] if blocks and _heading_like(blocks[0].text) else []
+    labels: list[Label] = []
+    for b in blocks:
+        if heads.PHOTO_CREDIT.match(b.text):
+            b.kind = "credit"
+            labels.append(Label("photo_caption", b.span))
+        elif heads.LAYOUT_MARKER.match(b.text):
+            b.kind = "credit"
+            labels.append(Label("layout_marker", b.span))
+        elif heads.CLOSING_CREDIT.match(b.text):
+            b.kind = "credit"
+            labels.append(Label("byline", b.span))
+    # Each article: its head (None for text continued from an earlier page) and its blocks.
+    found: list[tuple[Head | None, list[Block]]] = []
+    i, seen_text, verse = 0, False, False
+    while i < len(blocks):
+        b = blocks[i]
+        if b.kind == "credit":
+            if found:
+                found[-1][1].append(b)
+            i += 1
+            continue
+        # Short lines right under an author's name are a poem's, and so are those after them.
+        verse = verse and heads.verse_line(b.text)
+        read = _read_head(blocks, i) if b.kind == "body" and not verse else None
+        current = found[-1][0] if found else None
+        if read is not None and _opens_article(blocks, i, read[0], read[1], current, not seen_text):
+            head, after = read
+            for h in head.blocks():
+                h.kind = "head"
+            found.append((head, []))
+            seen_text = True
+            verse = (
+                head.byline is not None
+                and after < len(blocks)
+                and heads.heading_like(blocks[after].text)
+            )
+            i = after
+            continue
+        # A brief opens with its dateline and has no headline: 本报讯… after the last one.
+        closed = i > 0 and (
+            blocks[i - 1].kind == "credit" or heads.closes_article(blocks[i - 1].text)
+        )
+        if not found or (b.kind == "body" and closed and heads.dateline_length(b.text)):
+            found.append((None, []))
+        found[-1][1].append(b)
+        seen_text = True
+        i += 1
     articles: list[Article] = []
     repairs: list[Repair] = []
-    starts_bounds: list[tuple[int | None, int, int]] = [
-        (s, s, starts[k + 1] if k + 1 < len(starts) else len(blocks)) for k, s in enumerate(starts)
-    ] or [(None, 0, len(blocks))]
-    for number, (headline_at, lo, hi) in enumerate(starts_bounds, start=1):
-        article, article_repairs = _parse_article(bulletin, blocks[lo:hi], headline_at, number)
-        if article.paragraphs:
-            articles.append(article)
-            repairs.extend(article_repairs)
-    return ParsedBulletin(bulletin, tuple(articles), tuple(repairs))
+    for opening, body in found:
+        number = len(articles) + 1
+        article, article_repairs, article_labels = _parse_article(bulletin, opening, body, number)
+        articles.append(article)
+        repairs.extend(article_repairs)
+        labels.extend(article_labels)
+    labels.sort(key=lambda lab: (lab.span.start, lab.span.end))
+    return ParsedBulletin(bulletin, tuple(articles), tuple(repairs), tuple(labels))
+
+
+def _head_labels(head: Head | None) -> list[Label]:
+    if head is None:
+        return []
+    out = []
+    for role in ("kicker", "headline", "subtitle", "byline"):
+        b = getattr(head, role)
+        if b is not None:
+            out.append(Label(role, b.span))
+            marker = heads.PHOTO_MARKER.search(b.text)
+            if marker:
+                at = b.span.start + marker.start()
+                out.append(Label("photo_caption", Span(at, at + len(marker.group()))))
+    return out
 
 
 def _parse_article(
-    bulletin: Bulletin, blocks: list[Block], headline_at: int | None, number: int
-) -> tuple[Article, list[Repair]]:
-    headline, headline_span, byline = "", Span(0, 0), ""
-    rest = blocks
-    if headline_at is not None:
-        head = blocks[0]
-        head.kind = "headline"
-        headline, headline_span = head.text, head.span
-        rest = blocks[1:]
-        if rest and BYLINE_LINE.match(rest[0].text):
-            rest[0].kind = "byline"
-            byline = rest[0].text
-            rest = rest[1:]
-        elif rest and (m := BYLINE_PREFIX.match(rest[0].text)):
-            byline = m.group().strip(" ：:")
-            first = rest[0]
-            cut = m.end()
-            if cut < len(first.text):
-                rest[0] = Block(
-                    first.index, first.text[cut:], Span(first.span.start + cut, first.span.end)
-                )
-            else:  # the byline stood alone on its line
-                rest = rest[1:]
-
-    body = [b for b in rest if not _heading_like(b.text)]
+    bulletin: Bulletin, head: Head | None, rest: list[Block], number: int
+) -> tuple[Article, list[Repair], list[Label]]:
+    labels = _head_labels(head)
+    body = [b for b in rest if b.kind == "body" and not heads.heading_like(b.text)]
     repairs: list[Repair] = []
     for b in body:
         source = _pull_quote_source(b, body)
         if source is not None:
             b.kind = "pull_quote"
+            labels.append(Label("pull_quote", b.span, repeats=source.span))
             repairs.append(
                 Repair(
                     "drop_pull_quote",
@@ -233,8 +346,11 @@ def _parse_article(
     segments: list[Segment] = []
     section, after = "", "start"
     for b in rest:
-        if _heading_like(b.text):
+        if b.kind == "credit":
+            continue
+        if b.kind == "body" and heads.heading_like(b.text) and not _verse(rest, b):
             b.kind = "heading"
+            labels.append(Label("section_heading", b.span))
             section, after = b.text, "heading"
         elif b.kind == "pull_quote":
             after = "pull_quote"
@@ -244,6 +360,53 @@ def _parse_article(
             segments[-1].blocks.append(b)
             after = ""
 
+    paragraphs = _paragraphs(segments, number, repairs)
+    dateline = ""
+    if paragraphs:
+        cut = heads.dateline_length(paragraphs[0].text)
+        if cut:
+            dateline = paragraphs[0].text[:cut]
+            labels.extend(Label("dateline", s) for s in _sub_spans(paragraphs[0], 0, cut))
+    head_blocks = head.blocks() if head else []
+    if head_blocks:
+        paragraphs = _with_head(paragraphs, head_blocks, rest, bulletin.text)
+    headline_block = head.headline if head else None
+    lead_text = paragraphs[0].text if paragraphs else ""
+    if head_blocks and paragraphs:
+        lead_text = lead_text[head_blocks[-1].span.end - head_blocks[0].span.start :]
+    lead_text = lead_text[heads.dateline_length(lead_text.lstrip()) :]
+    headline = headline_block.text if headline_block else ""
+    spans = [b.span for b in head_blocks + rest]
+    article = Article(
+        number=number,
+        headline=headline,
+        headline_span=headline_block.span if headline_block else Span(0, 0),
+        byline=_byline(head, dateline),
+        region=_region(headline, lead_text),
+        date=_article_date(dateline, lead_text, bulletin.date),
+        paragraphs=tuple(paragraphs),
+        kicker=head.kicker.text if head and head.kicker else "",
+        subtitle=head.subtitle.text if head and head.subtitle else "",
+        dateline=dateline,
+        span=Span(min(s.start for s in spans), max(s.end for s in spans)) if spans else Span(0, 0),
+    )
+    return article, repairs, labels
+
+
+def _verse(rest: list[Block], b: Block) -> bool:
+    """A short line among short lines (a poem's) is text, not a section heading."""
+    k = rest.index(b)
+    near = rest[max(0, k - 1) : k + 2]
+    return sum(1 for n in near if n.kind == "body" and heads.heading_like(n.text)) >= 3 or (
+        k + 1 < len(rest)
+        and heads.heading_like(rest[k + 1].text)
+        and k > 0
+        and heads.heading_like(rest[k - 1].text)
+    )
+
+
+def _paragraphs(segments: list[Segment], number: int, repairs: list[Repair]) -> list[Paragraph]:
+    """Segments into paragraphs: cut blocks joined, continuations followed across pull quotes."""
     links = _link_continuations(segments)
     continued = set(links.values())
     paragraphs: list[Paragraph] = []
@@ -260,7 +423,7 @@ def _parse_article(
             if current and not current[-1].dangling:
                 paragraphs.append(_paragraph(len(paragraphs) + 1, segment.section, current))
                 current = []
-            if current and OPENERS.match(b.text):
+            if current and heads.OPENERS.match(b.text):
                 paragraphs.append(_paragraph(len(paragraphs) + 1, segment.section, current))
                 current = []
             current.append(b)
@@ -275,18 +438,69 @@ def _parse_article(
                 )
         if current:
             paragraphs.append(_paragraph(len(paragraphs) + 1, segment.section, current))
+    return paragraphs
 
-    lead = paragraphs[0].text if paragraphs else ""
-    article = Article(
-        number=number,
-        headline=headline,
-        headline_span=headline_span,
-        byline=byline,
-        region=_region(headline, lead),
-        date=_article_date(lead, bulletin.date),
-        paragraphs=tuple(paragraphs),
+
+def _with_head(
+    paragraphs: list[Paragraph], head: list[Block], rest: list[Block], source: str
+) -> list[Paragraph]:
+    """The head read in the first paragraph: one span from the kicker or headline to the lead,
+    when the lead follows the head directly; the head alone as ¶1 otherwise."""
+    start = head[0].span.start
+    if paragraphs:
+        lead = paragraphs[0]
+        first_body = next((b for b in rest if b.kind == "body"), None)
+        if first_body is not None and lead.spans[0].start == first_body.span.start:
+            spans = (Span(start, lead.spans[0].end), *lead.spans[1:])
+            return [Paragraph(1, lead.section, spans, _text(source, spans)), *paragraphs[1:]]
+    alone = (Span(start, head[-1].span.end),)
+    return [
+        Paragraph(1, "", alone, _text(source, alone)),
+        *(_renumber(p, p.number + 1) for p in paragraphs),
+    ]
+
+
+def _text(source: str, spans: tuple[Span, ...]) -> str:
+    return "".join(source[s.start : s.end] for s in spans)
+
+
+def _renumber(p: Paragraph, number: int) -> Paragraph:
+    return Paragraph(number, p.section, p.spans, p.text)
+
+
+def _sub_spans(paragraph: Paragraph, start: int, end: int) -> list[Span]:
+    """Source spans of [start, end) of a paragraph's text."""
+    out, offset = [], 0
+    for span in paragraph.spans:
+        length = span.end - span.start
+        lo, hi = max(start, offset), min(end, offset + length)
+        if lo < hi:
+            out.append(Span(span.start + lo - offset, span.start + hi - offset))
+        offset += length
+    return out
+
+
+def _byline(head: Head | None, dateline: str) -> str:
+    if head is not None and head.byline is not None:
+        return head.byline.text
+    return dateline.rstrip("：: ")
+
+
+def _region(*texts: str) -> str:
+    for text in texts:
+        found = first_province(text)
+        if found:
+            return found
+    return "unknown"
+
+
+def _article_date(dateline: str, lead: str, bulletin_date: str) -> str:
+    """The dateline's day, else the first 月…日 of the lead's opening; else the bulletin's date."""
+    return (
+        heads.dateline_date(dateline, bulletin_date)
+        or heads.dateline_date(lead[:30], bulletin_date)
+        or bulletin_date
     )
-    return article, repairs
 
 
 def _paragraph(number: int, section: str, blocks: list[Block]) -> Paragraph:

@@ -166,8 +166,11 @@ def test_distinct_paragraphs_are_not_collapsed(reprinted):
     folded = [(h.passage.source, d.source) for h in hits for d in h.duplicates]
     assert folded and all(a != b for a, b in folded), folded
     original = [p for p in reprinted.index.passages if p.source != "corpus/reprint.txt"]
+    # Each of the original's passages comes back once: as a result, or folded into the
+    # reprint's copy of it when that copy (led by its own headline) ranks first.
     shown = [h.passage for h in hits if h.passage.source != "corpus/reprint.txt"]
-    assert len(shown) == len(original)
+    shown += [d for h in hits for d in h.duplicates if d.source != "corpus/reprint.txt"]
+    assert sorted(p.passage_id for p in shown) == sorted(p.passage_id for p in original)
 
 
 def test_a_known_province_named_beside_an_unknown_one_is_answered(reprinted):

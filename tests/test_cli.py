@@ -164,7 +164,7 @@ def test_bad_file_among_good_ones_is_refused(cli, capsys, tmp_path):
 
 
 def test_index_without_anything_to_index_is_a_user_error(cli, capsys, tmp_path):
-    headline_only = _write(tmp_path / "h.txt", "标题\n".encode())
+    headline_only = _write(tmp_path / "h.txt", "（新华社记者兰红光摄）\n".encode())
     code, _, err = _run(capsys, "index", str(headline_only))
     assert code == 2
     assert err.startswith("rag: ") and "no text" in err

@@ -123,8 +123,9 @@ def test_load_refuses_other_model(built):
 
 
 def test_nothing_to_index_is_refused(tmp_path):
+    # A photo's credit is labelled, not indexed: nothing is left to search.
     only_headline = tmp_path / "h.txt"
-    only_headline.write_text("标题\n", encoding="utf-8")
+    only_headline.write_text("（新华社记者兰红光摄）\n", encoding="utf-8")
     with pytest.raises(IndexUnusable):
         build_index(load_bulletins([only_headline], tmp_path), FakeEmbedder(), _settings(tmp_path))
     assert not (tmp_path / "index" / "current").exists()
