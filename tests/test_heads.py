@@ -1,0 +1,73 @@
+"""The patterns that tell a headline, byline, dateline or credit from a paragraph."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import heads
+from rag.lexical import tokenize
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "dateline"),
+    [
+        ("本报北京１月１日讯中华全国总工会今日发出", "本报北京１月１日讯"),
+        (
+            "新华社贵阳１２月３１日电（记者刘子富）中共中央政治局委员",
+            "新华社贵阳１２月３１日电（记者刘子富）",
+        ),
+        ("据新华社北京１２月３０日电西藏自治区政府副主席", "据新华社北京１２月３０日电"),
+        (
+            "本报蚌埠１月１日电记者黄振中、白剑峰报道：新年的钟声",
+            "本报蚌埠１月１日电记者黄振中、白剑峰报道：",
+        ),
+        (
+            "新华社北京十二月三十一日电（中央人民广播电台记者刘振英）今天",
+            "新华社北京十二月三十一日电（中央人民广播电台记者刘振英）",
+        ),
+        ("本报讯 记者齐旭报道：1月24日，北京市人民政府印发", "本报讯 记者齐旭报道："),
+        ("本报讯 近日，宁夏回族自治区工业和信息化工作会议", "本报讯"),
+        ("记者从日前召开的2024年重庆市工业和信息化工作会议上了解到", ""),
+        ("本报记者何加正报道了这件事。", ""),
+    ],
+)
+def test_dateline(paragraph, dateline):
+    assert paragraph[: heads.dateline_length(paragraph)] == dateline
+
+
+@pytest.mark.parametrize(
+    ("text", "bulletin_date", "date"),
+    [
+        ("新华社北京１２月３１日电", "1998-01", "1997-12-31"),
+        ("本报北京１月９日讯", "1998-01", "1998-01-09"),
+        ("新华社北京十二月三十一日电", "1998-01", "1997-12-31"),
+        ("１９９７年１２月３１日子夜", "1998-01", "1997-12-31"),
+        ("1月24日，北京市人民政府印发", "2024-01", "2024-01-24"),
+        ("本报讯", "1998-01", None),
+        ("１３月４０日", "1998-01", None),
+    ],
+)
+def test_dateline_date(text, bulletin_date, date):
+    assert heads.dateline_date(text, bulletin_date) == date
+
+
+def test_lines_by_role():
+    assert heads.heading_like("北京举行新年音乐会")
+    assert not heads.heading_like("李鹏说，明天就是元旦。")
+    assert not heads.heading_like("（新华社记者兰红光摄）")  # a credit, not a headline
+    assert heads.PHOTO_CREDIT.match("（附图片１张）") and heads.PHOTO_CREDIT.match("（传真照片）")
+    assert heads.PHOTO_MARKER.search("挂起红灯迎新年（图片）")
+    assert heads.is_byline("本报记者 吴丽琳") and heads.is_byline("本报驻埃及记者朱梦魁")
+    assert heads.is_byline("中共中央总书记、国家主席江泽民")
+    assert heads.is_author_name("姚彩霞") and not heads.is_author_name("北京举行新年音乐会")
+    assert heads.closes_article("谢谢！（新华社北京１２月３１日电）")
+    assert heads.closes_article("超计划一百吨。（杜中武孙传刚）")
+    assert not heads.closes_article("２１５家正在施工停产治理。")
+    assert heads.SECTION_NUMBER.match("第五章奖励与惩罚") and heads.SECTION_NUMBER.match("一、总则")
+
+
+def test_numbers_as_people_type_them_match_as_printed():
+    assert set(tokenize("1997年增长56.8%", "bigram")) == set(
+        tokenize("１９９７年增长５６．８％", "bigram")
+    )
+    assert "1139" in tokenize("已有１１３９家完成治理任务", "bigram")
