@@ -167,9 +167,14 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from rag.evaluate import load_questions, local_search, run_eval
+    from rag.evaluate import local_search, run_eval
 
-    questions = load_questions(Path(args.questions))
+    paths = args.questions or ["eval/questions.jsonl"]
+    if len(paths) > 1:
+        if args.url or args.modes or args.json:
+            raise UserError("several --questions sets are compared in-process, as a table only")
+        return _compare_sets(paths, args.mode, settings)
+    questions = _load_questions(paths[0])
     if args.modes:
         if args.url or args.mode or args.json:
             raise UserError(
@@ -227,6 +232,41 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"miss {miss['id']} [{miss['category']}] {miss['question']} -> "
             f"first relevant at {miss['first_relevant_rank']}; got: {miss['got']}"
+        )
+    return 0
+
+
+def _load_questions(path: str) -> list[Question]:
+    from rag.evaluate import load_questions
+
+    try:
+        return load_questions(Path(path))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the questions ({exc.strerror})") from exc
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"{path}: not a questions file (one JSON object a line): {exc}") from exc
+
+
+def _compare_sets(paths: Sequence[str], mode: str | None, settings: Settings) -> int:
+    """Several question sets on the same index, one line each (the page's and the archive's)."""
+    from rag.evaluate import local_search, run_eval
+
+    sets = [(path, _load_questions(path)) for path in paths]
+    retriever = open_retriever(settings, build_if_missing=True)
+    search = local_search(retriever, mode)  # type: ignore[arg-type]
+    print(
+        f"{'set':32}{'n':>5}{'hit@1':>8}{'R@5':>8}{'MRR@10':>8}{'nDCG@10':>9}{'en hit@1':>9}"
+        f"{'unans. flagged':>16}{'ans. flagged':>14}{'highlight':>10}"
+    )
+    for path, questions in sets:
+        report = run_eval(questions, search, retriever.passage_texts)
+        o, a = report.overall, report.answerability
+        print(
+            f"{Path(path).name:32}{report.questions:5d}{o['hit@1']:8.3f}{o['recall@5']:8.3f}"
+            f"{o['mrr@10']:8.3f}{o['ndcg@10']:9.3f}{report.by_category['english']['hit@1']:9.3f}"
+            f"{a['unanswerable_flagged']:>10d}/{a['unanswerable']:<5d}"
+            f"{a['answerable_flagged']:>8d}/{report.answerable:<5d}"
+            f"{report.highlight['rate']:10.3f}"
         )
     return 0
 
@@ -305,7 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="run the retrieval eval (Hit@1, Recall@5, MRR, nDCG)")
     evaluate.add_argument("--url", help="evaluate a running service instead of the local index")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
-    evaluate.add_argument("--questions", default="eval/questions.jsonl")
+    evaluate.add_argument(
+        "--questions",
+        action="append",
+        help="a questions file (default: eval/questions.jsonl); given more than once, the sets "
+        "are compared side by side on the same index",
+    )
     evaluate.add_argument("--mode", choices=("dense", "lexical", "hybrid"))
     evaluate.add_argument(
         "--modes", action="store_true", help="every search mode side by side (in-process)"

@@ -51,9 +51,13 @@ LAYOUT_MARKER = re.compile(r"^（[Ａ-ＺA-Z](?:[、，][Ａ-ＺA-Z])*）$")
 # A line wholly in brackets after a report: its author's credit, （河南开封市牛建海） · （作者为…）.
 CLOSING_CREDIT = re.compile(r"^（[^（）]{1,60}）$")
 # A heading that numbers a part of its article: 一、… · （一）… · 第五章奖励与惩罚 · 之二.
+# A list's part: 宗教界（６０人）. An artwork printed with its title: 俄罗斯之湖（油画）.
 SECTION_NUMBER = re.compile(
-    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十0-9０-９]+[)）]|第[一二三四五六七八九十百0-9０-９]+[章节条部分]|之[一二三四五六七八九十])"
+    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十0-9０-９]+[)）]"
+    r"|第[一二三四五六七八九十百0-9０-９]+[章节条部分]|.{0,4}之[一二三四五六七八九十])"
+    r"|（[0-9０-９]+人）$"
 )
+ARTWORK = re.compile(r"（(?:油画|中国画|国画|书法|漫画|版画|篆刻|水彩画|年画|剪纸|雕塑)）")
 # A paragraph that closes with a credit closes its article: （新华社北京１２月３１日电） ·
 # （杜中武孙传刚） · （作者为…） · （本报渥太华电） · （龚萱）.
 _CLOSING = re.compile(

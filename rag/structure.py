@@ -225,25 +225,44 @@ def _opens_article(
     """Whether the head read at `i` opens an article rather than a section of the current one
     (`current`: the head of the article being read, None before the first or for a brief)."""
     headline = head.headline.text if head.headline else ""
-    if (
-        first
-        or head.byline
-        or heads.PHOTO_MARKER.search(headline)
-        or any(heads.dateline_length(b.text) for b in blocks[after : after + 2])
-    ):
+    if first:
         return True
     previous = blocks[i - 1]
     # A headline follows a finished paragraph or a credit; after a short line (a poem's, a
-    # table's) it is one more of them. A numbered heading is a part of its article.
+    # table's) it is one more of them, unless a dateline or byline right under it says it
+    # opens a report. A numbered heading is a part of its article.
+    after_verse = previous.kind == "body" and heads.verse_line(previous.text)
+    if after_verse and len(head.blocks()) > 1 + (head.byline is not None):
+        return False  # the headline is a later line of these
+    if (
+        head.byline
+        or heads.PHOTO_MARKER.search(headline)
+        or heads.ARTWORK.search(headline)
+        or any(heads.dateline_length(b.text) for b in blocks[after : after + 2])
+    ):
+        return True
     if previous.kind == "credit" or heads.closes_article(previous.text):
         return True
-    if previous.kind == "body" and heads.verse_line(previous.text):
+    if after_verse:
         return False
     if heads.SECTION_NUMBER.match(headline):
         return False
     # A signed feature (本报记者 吴丽琳, an essay's author) runs on under its section headings;
     # a news report ends where the next headline stands.
     return current is None or current.byline is None
+
+
+def _opens_brief(blocks: list[Block], i: int) -> bool:
+    """A brief has no headline: it opens with 本报讯, or with any dateline once the report
+    before has closed with its author's credit. (A second dateline under one headline is
+    another dispatch of the same article.)"""
+    text = blocks[i].text
+    if not heads.dateline_length(text) or i == 0 or blocks[i - 1].kind == "head":
+        return False
+    previous = blocks[i - 1].text
+    photo = previous.endswith(("摄）", "照片）")) or bool(heads.PHOTO_CREDIT.match(previous))
+    closed = bool(heads.CLOSING_CREDIT.match(previous)) or heads.closes_article(previous)
+    return text.startswith("本报讯") or (closed and not photo)
 
 
 def parse_bulletin(bulletin: Bulletin) -> ParsedBulletin:
@@ -271,7 +290,12 @@ def parse_bulletin(bulletin: Bulletin) -> ParsedBulletin:
             i += 1
             continue
         # Short lines right under an author's name are a poem's, and so are those after them.
-        verse = verse and heads.verse_line(b.text)
+        # A poem's line has another short line after it; a headline has its text.
+        verse = (
+            verse
+            and heads.verse_line(b.text)
+            and (i + 1 >= len(blocks) or heads.verse_line(blocks[i + 1].text))
+        )
         read = _read_head(blocks, i) if b.kind == "body" and not verse else None
         current = found[-1][0] if found else None
         if read is not None and _opens_article(blocks, i, read[0], read[1], current, not seen_text):
@@ -288,10 +312,7 @@ def parse_bulletin(bulletin: Bulletin) -> ParsedBulletin:
             i = after
             continue
         # A brief opens with its dateline and has no headline: 本报讯… after the last one.
-        closed = i > 0 and (
-            blocks[i - 1].kind == "credit" or heads.closes_article(blocks[i - 1].text)
-        )
-        if not found or (b.kind == "body" and closed and heads.dateline_length(b.text)):
+        if not found or (b.kind == "body" and _opens_brief(blocks, i)):
             found.append((None, []))
         found[-1][1].append(b)
         seen_text = True
