@@ -2,12 +2,18 @@
 
 Starts `rag serve` on a free local port (the index must exist: `rag index`), sends sequential
 requests, then times the embedder alone in this process.
-Run: .venv/bin/python bench/http_latency.py [--requests 300]
+Run: .venv/bin/python bench/http_latency.py [--requests 300] [--questions FILE]
+With --questions (an eval file), the requests cycle through its questions, and so does the bare
+embedding; on the archive:
+    RAG_INDEX_DIR=index-archive .venv/bin/python bench/http_latency.py \
+        --questions eval/archive_questions.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
 import socket
 import statistics
@@ -37,7 +43,12 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--questions", help="cycle through this eval file's questions")
     args = parser.parse_args()
+    queries = [QUERY]
+    if args.questions:
+        with open(args.questions, encoding="utf-8") as rows:
+            queries = [json.loads(line)["question"] for line in rows if line.strip()]
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
@@ -60,9 +71,9 @@ def main() -> None:
         for _ in range(10):  # warm-up
             client.get("/v1/search", params={"q": QUERY})
         http_ms, server_ms = [], []
-        for _ in range(args.requests):
+        for query in itertools.islice(itertools.cycle(queries), args.requests):
             t = time.perf_counter()
-            reply = client.get("/v1/search", params={"q": QUERY, "top_k": 5})
+            reply = client.get("/v1/search", params={"q": query, "top_k": 5})
             http_ms.append((time.perf_counter() - t) * 1000)
             server_ms.append(reply.json()["took_ms"])
     finally:
@@ -73,9 +84,9 @@ def main() -> None:
     for _ in range(10):
         embedder.encode_queries([QUERY])
     embed_ms = []
-    for _ in range(args.requests):
+    for query in itertools.islice(itertools.cycle(queries), args.requests):
         t = time.perf_counter()
-        embedder.encode_queries([QUERY])
+        embedder.encode_queries([query])
         embed_ms.append((time.perf_counter() - t) * 1000)
 
     print(f"command: {' '.join(sys.argv)}")

@@ -56,8 +56,16 @@ _LETTERS = re.compile(r"[^\W\d_\u3400-\u9fff]+")
 
 # Why a question was judged unanswerable: it names nothing to search for; it names only
 # provinces the index knows nothing of; the bulletins use none of its words; nothing is close
-# enough; the filters admit no passage.
-Reason = Literal["no_terms", "unknown_place", "off_topic", "too_far", "filtered_out"]
+# enough; the closest passages do not state the year it asks about; the filters admit no passage.
+Reason = Literal[
+    "no_terms",
+    "unknown_place",
+    "off_topic",
+    "too_far",
+    "year_not_found",
+    "place_not_found",
+    "filtered_out",
+]
 
 
 @dataclass(frozen=True)
@@ -126,13 +134,17 @@ def judge(
     *,
     unknown_places: set[str],
     words_not_found: Sequence[str] = (),
+    years_not_found: Sequence[int] = (),
+    places_not_found: Sequence[str] = (),
     floor_zh: float,
     floor_en: float,
 ) -> Verdict:
     """The verdict for one question; `unknown_places` are the provinces it names when none of
     them is an article's or a passage's, `words_not_found` its content words when the bulletins
-    use none of them (rag.topic), `best_similarity` the cosine of the closest passage or
-    sentence it could search."""
+    use none of them (rag.topic), `years_not_found` and `places_not_found` the years and
+    provinces it names when none of the closest passages states one (rag.support),
+    `best_similarity` the cosine of the closest passage or sentence
+    it could search."""
     chinese = is_chinese(question)
     if unknown_places:
         places = "、".join(sorted(unknown_places))
@@ -151,6 +163,26 @@ def judge(
             if chinese
             else f"The bulletins do not use this question's words ({words}).",
             "off_topic",
+        )
+    if places_not_found:
+        places = "、".join(places_not_found)
+        return Verdict(
+            False,
+            f"最接近的段落都没有提到{places}；下面的段落可能并不回答问题。"
+            if chinese
+            else f"None of the closest passages speaks of {', '.join(places_not_found)}; "
+            "those that follow may not answer the question.",
+            "place_not_found",
+        )
+    if years_not_found:
+        years = "、".join(f"{y}年" for y in years_not_found)
+        return Verdict(
+            False,
+            f"最接近的段落都没有提到{years}；下面的段落可能并不回答问题。"
+            if chinese
+            else f"None of the closest passages speaks of {', '.join(map(str, years_not_found))}; "
+            "those that follow may not answer the question.",
+            "year_not_found",
         )
     if best_similarity < (floor_zh if chinese else floor_en):
         return Verdict(

@@ -32,6 +32,7 @@ class ArticleTable:
                 lead.append(p.paragraph)
             slot = self.of[i] = slots[key]
             lead[slot] = min(lead[slot], p.paragraph)
+        self._slots = slots
         # The years an article is about: its date, and those its headline and lead name.
         for i, p in enumerate(passages):
             if p.paragraph == lead[self.of[i]]:
@@ -45,6 +46,10 @@ class ArticleTable:
         self.places = set(self.regions.tolist()) | {
             name for name in PROVINCES if any(name in p.text for p in passages)
         }
+
+    def lead_of(self, passage: Passage) -> Passage:
+        """The first passage of the article `passage` is of."""
+        return self.first[self._slots[(passage.doc_id, passage.article)]]
 
     def mask(self, admits: Callable[[Passage], bool]) -> np.ndarray:
         """Per passage, whether its article passes a filter that looks at article metadata."""

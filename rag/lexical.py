@@ -93,6 +93,23 @@ class LexicalIndex:
         terms = tokenize(word, self.how)
         return bool(terms) and all(t in self._bm25.vocab_dict for t in terms)
 
+    def containing(self, word: str) -> np.ndarray:
+        """The texts (by index) that hold every search term of `word`: for a word of two
+        characters, exactly those holding it; for a longer one, those holding each of its
+        character pairs (nearly always the word). Read from the BM25 postings, no text scan."""
+        terms = tokenize(word, self.how)
+        if self.how == "bigram" and len(terms) > 1:
+            terms = [t for t in terms if len(t) > 1] or terms  # pairs, not single characters
+        scores = self._bm25.scores
+        found: np.ndarray | None = None
+        for term in dict.fromkeys(terms):
+            slot = self._bm25.vocab_dict.get(term)
+            if slot is None:
+                return np.zeros(0, dtype=np.int64)
+            docs = scores["indices"][scores["indptr"][slot] : scores["indptr"][slot + 1]]
+            found = docs if found is None else np.intersect1d(found, docs, assume_unique=True)
+        return np.zeros(0, dtype=np.int64) if found is None else np.asarray(found, np.int64)
+
     def scores(self, question: str) -> np.ndarray:
         """Each text's BM25 score for the question's terms (0 everywhere when none is known)."""
         terms = [t for t in tokenize(question, self.how) if t in self._bm25.vocab_dict]

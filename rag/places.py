@@ -9,6 +9,7 @@ country's divisions, not of the places in one bulletin.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 PROVINCES: dict[str, tuple[str, ...]] = {
     "北京": ("beijing", "peking"),
@@ -89,4 +90,21 @@ def years_named(text: str) -> set[int]:
             years.update(range(start, end + 1))
         else:
             years.update({start, end})
+    return years
+
+
+_CN_YEAR = re.compile(r"([一二三四五六七八九〇○零]{4})年")
+_CN_DIGIT = {ch: str(i) for i, ch in enumerate("〇一二三四五六七八九")} | {"○": "0", "零": "0"}
+# Years a text names relative to its own date.
+_RELATIVE = {"前年": -2, "去年": -1, "今年": 0, "明年": 1, "本年": 0, "上年": -1}
+
+
+def years_stated(text: str, date: str) -> set[int]:
+    """The years a passage states: written in any width (１９９７), in Chinese numerals
+    (一九九七年), or relative to its article's date (去年 in a 1998 article is 1997)."""
+    years = years_named(unicodedata.normalize("NFKC", text))
+    for numerals in _CN_YEAR.findall(text):
+        years.add(int("".join(_CN_DIGIT[ch] for ch in numerals)))
+    if date[:4].isdigit():
+        years.update(int(date[:4]) + shift for word, shift in _RELATIVE.items() if word in text)
     return years

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag.answerable import has_terms, judge, nothing_admitted, nothing_to_search
+from rag.answerable import has_terms, is_chinese, judge, nothing_admitted, nothing_to_search
 from rag.articles import ArticleTable
 from rag.documents import Passage
 from rag.duplicates import fold
@@ -19,7 +19,8 @@ from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
 from rag.places import provinces_named
 from rag.script import ScriptReader, script_of
 from rag.settings import Settings
-from rag.topic import Glossary, words_not_found
+from rag.support import places_not_named, words_apart, years_not_stated
+from rag.topic import Glossary, chinese_words, words_not_found
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 # The settings' declared defaults (not the environment's values).
@@ -86,6 +87,9 @@ Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 # How many dense candidates an approximate (HNSW) index returns for fusion.
 APPROX_CANDIDATES = 200
+# An index this large (in passages) uses nearly every everyday word somewhere, so a question
+# word it never uses is evidence the question is not about the bulletins (rag.support).
+LARGE_INDEX = 5000
 # How far past the k-th result copies of a result are looked for and folded into it; a copy
 # ranked lower than this is not listed in `duplicates`.
 FOLD_WINDOW = 50
@@ -123,6 +127,7 @@ class Retriever:
             _DEFAULTS["answer_floor_en"],
         ),
         sentence_candidates: int = _DEFAULTS["sentence_candidates"],
+        support_depth: int = _DEFAULTS["support_depth"],
         glossary: Glossary | None = None,
     ) -> None:
         if sentence_candidates < 1:
@@ -134,6 +139,7 @@ class Retriever:
         self.preference = preference
         self.floor_zh, self.floor_en = answer_floors
         self.sentence_candidates = sentence_candidates
+        self.support_depth = support_depth
         # A fixed sample of passages whose sentences are always scored on a large index: their
         # lowest best-sentence cosine estimates everyone's, the bottom of that leg's min-max.
         n = len(index.passages)
@@ -182,6 +188,7 @@ class Retriever:
             preference=settings.place_time_preference,
             answer_floors=(settings.answer_floor_zh, settings.answer_floor_en),
             sentence_candidates=settings.sentence_candidates,
+            support_depth=settings.support_depth,
             glossary=glossary,
         )
 
@@ -224,14 +231,22 @@ class Retriever:
             return Answer((), False, nothing.message, 0.0, nothing.reason)
         vector = self.embedder.encode_queries([query])
         passage_cos, floor = self._passage_cosines(vector)
-        sentence_bm25 = self.sentence_lexical.scores(query)
+        # An English question is searched by words in the bulletins' language: its words'
+        # CC-CEDICT renderings that the bulletins use (digits alone would otherwise decide).
+        chinese = is_chinese(query)
+        searches = [query] if chinese else [query, self._rendered(query)]
         share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         lexical = np.zeros(len(passages), dtype=np.float32)
-        if mode != "dense":
-            lexical = (
-                min_max(self.lexical.scores(query), mask)
-                + min_max(self._per_passage(sentence_bm25, 0.0), mask)
-            ) / 2
+        # Each search (for English: the question's own words and numbers, then its words'
+        # renderings) is scored over passages and over sentences, and the scales are averaged.
+        for terms in searches:
+            passage_bm25 = self.lexical.scores(terms)
+            sentence_bm25 = self.sentence_lexical.scores(terms)
+            if mode != "dense":
+                lexical += (
+                    min_max(passage_bm25, mask)
+                    + min_max(self._per_passage(sentence_bm25, 0.0), mask)
+                ) / (2 * len(searches))
         # Named once: the preference and the verdict both need it, and it runs jieba.
         named = provinces_named(query)
         preferred = self.preference * self.articles.preferred(query, named)
@@ -249,14 +264,6 @@ class Retriever:
         scores = share * dense + (1 - share) * lexical + preferred
         scores[~mask] = -np.inf
         best_similarity = float(np.maximum(passage_cos, sentence_cos)[mask].max())
-        verdict = judge(
-            query,
-            best_similarity,
-            unknown_places=self.articles.unknown_places(named),
-            words_not_found=words_not_found(query, self._uses, self.glossary),
-            floor_zh=self.floor_zh,
-            floor_en=self.floor_en,
-        )
         candidates = _top(scores, min(int(mask.sum()), k + FOLD_WINDOW))
         hits = [
             Hit(
@@ -268,9 +275,44 @@ class Retriever:
             )
             for rank, (i, copies) in enumerate(fold(candidates, self.passage_texts, k), start=1)
         ]
+        # The passages the support tests read: the best few (none when the tests are off).
+        closest = [h.passage for h in hits[: self.support_depth]]
+        leads = [self.articles.lead_of(p) for p in closest]
+        verdict = judge(
+            query,
+            best_similarity,
+            unknown_places=self.articles.unknown_places(named),
+            words_not_found=words_not_found(query, self._uses, self.glossary)
+            or self._words_apart(query),
+            years_not_found=years_not_stated(query, closest, leads) if closest else (),
+            places_not_found=places_not_named(named, closest) if closest else (),
+            floor_zh=self.floor_zh,
+            floor_en=self.floor_en,
+        )
         return Answer(
             tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
         )
+
+    def _rendered(self, query: str) -> str:
+        """An English question's words as the Chinese words the bulletins use for them
+        (rag.topic.Glossary.translate)."""
+        return " ".join(self.glossary.translate(query, self._uses))
+
+    def _words_apart(self, query: str) -> list[str]:
+        """A Chinese question's content words when no passage uses two of them together
+        (rag.support.words_apart). Not for English: a word rendered alone, out of its phrase,
+        misses the passage the phrase names (hydrogen corridor)."""
+        folded = unicodedata.normalize("NFKC", query)
+        if not is_chinese(folded):
+            return []
+        chinese = chinese_words(folded)
+
+        def containing(form: str) -> np.ndarray:
+            return self.lexical.containing(self.reader(form))
+
+        forms = [parts for _, parts in chinese]
+        large = len(self.index.passages) >= LARGE_INDEX
+        return [w for w, _ in chinese] if words_apart(forms, containing, large=large) else []
 
     def _uses(self, word: str) -> bool:
         """Whether the bulletins use `word` (written in either script)."""

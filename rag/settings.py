@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         2000, ge=100, description="score the sentences of at most this many best passages"
     )
 
+    # A question naming a year or a province is judged unanswerable when none of its this many
+    # best passages states it (0: never; rag.support); chosen on the archive's tuning questions.
+    support_depth: int = Field(3, ge=0, le=50)
+
     # --- index ---
     index_kind: Literal["auto", "flat", "hnsw"] = "auto"
     hnsw_threshold: int = Field(50_000, ge=1, description="'auto' switches to HNSW above this")

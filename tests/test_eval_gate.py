@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from rag.evaluate import CATEGORIES, METRICS, load_questions, local_search, run_eval
+from rag.evaluate import METRICS, load_questions, local_search, run_eval
 from rag.index import build_index, load_index
 from rag.load import load_bulletins
 from rag.retrieve import Retriever
 from rag.settings import Settings
 from tests.conftest import REPO, shared_glossary
+from tests.gate import regressions
 
 pytestmark = pytest.mark.model
 
@@ -86,25 +87,8 @@ def test_default_configuration_holds_the_baseline(retriever, questions_file, blo
     baseline = recorded[block] if block else recorded
     questions = load_questions(REPO / "eval" / questions_file)
     report = run_eval(questions, local_search(retriever), retriever.passage_texts)
-    assert report.questions == baseline["questions"]
-    tolerance = recorded["tolerance"]
-    fallen = [
-        f"{scope} {metric}: {row[metric]:.4f} < baseline {base[metric]:.4f}"
-        for scope, row, base in [
-            ("overall", report.overall, baseline["overall"]),
-            *((c, report.by_category[c], baseline["by_category"][c]) for c in CATEGORIES),
-        ]
-        for metric in METRICS
-        if row[metric] < base[metric] - tolerance
-    ]
-    misses = "\n".join(f"  {m['id']} {m['question']} -> {m['got']}" for m in report.misses)
-    assert not fallen, "retrieval regressed:\n" + "\n".join(fallen) + "\nmisses:\n" + misses
-    highlight = report.highlight["rate"]
-    assert highlight >= baseline["highlight"]["rate"] - tolerance, report.highlight
-    # The answerable flag: never on an answerable question, and no fewer unanswerable caught.
-    flagged = report.answerability
-    assert flagged["answerable_flagged"] == 0, flagged
-    assert flagged["unanswerable_flagged"] >= baseline["answerability"]["unanswerable_flagged"]
+    fallen = regressions(report, baseline, recorded["tolerance"])
+    assert not fallen, "retrieval regressed:\n" + "\n".join(fallen)
 
 
 def test_scoring_the_sentences_of_fewer_passages_holds_the_baseline(retriever):
