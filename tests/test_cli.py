@@ -73,6 +73,31 @@ def test_index_prints_a_summary(cli, capsys):
     code, out, _ = _run(capsys, "index", str(BULLETIN))
     assert code == 0
     assert f"{n} passages (0 embedded, {n} reused)" in out
+    # Where every character went: 5951 non-blank ones, the rest of them section headings and
+    # pull quotes, none unaccounted (and so no warning).
+    coverage = re.search(r"coverage: (\d+) characters, (\d+) in passages .* (\d+) unaccounted", out)
+    assert coverage and coverage.group(1) == "5951" and coverage.group(3) == "0", out
+    assert "warning" not in err
+
+
+def test_inspect_json_accounts_for_every_character(cli, capsys):
+    code, out, err = _run(capsys, "inspect", "--json")
+    assert code == 0, err
+    (page,) = json.loads(out)["files"]
+    assert page["unaccounted"] == [] and page["coverage"]["unaccounted"] == 0
+    text = BULLETIN.read_text(encoding="utf-8")
+    labels = {(lab["label"], text[lab["start"] : lab["end"]]) for lab in page["labels"]}
+    assert ("byline", "本报记者 吴丽琳") in labels and (
+        "kicker",
+        "2024年地方重点工作解读",
+    ) in labels
+    pulls = [lab for lab in page["labels"] if lab["label"] == "pull_quote"]
+    assert len(pulls) == 3 and all("repeats" in lab for lab in pulls)
+    first = page["articles"][0]
+    assert first["headline"] == "重庆：以数字化推动工业经济提质增效"
+    for article in page["articles"]:
+        for p in article["paragraphs"]:
+            assert "".join(text[s["start"] : s["end"]] for s in p["spans"]) == p["text"]
 
 
 def test_ask_json_shape(cli, capsys):
