@@ -47,7 +47,8 @@ PHOTO_CREDIT = re.compile(
 )
 PHOTO_MARKER = re.compile(r"（(?:附)?(?:图片|照片)(?:[０-９0-9一二三四五六七八九十]+张)?）")
 # Letters in brackets on a line of their own mark which photos or columns a report goes with.
-LAYOUT_MARKER = re.compile(r"^（[Ａ-ＺA-Z](?:[、，][Ａ-ＺA-Z])*）$")
+# So does a row of stars between an article and its editor's note (＊＊＊).
+LAYOUT_MARKER = re.compile(r"^(?:（[Ａ-ＺA-Z](?:[、，][Ａ-ＺA-Z])*）|[＊*☆★·]{2,})$")
 # A line wholly in brackets after a report: its author's credit, （河南开封市牛建海） · （作者为…）.
 CLOSING_CREDIT = re.compile(r"^（[^（）]{1,60}）$")
 # A heading that numbers a part of its article: 一、… · （一）… · 第五章奖励与惩罚 · 之二.

@@ -245,7 +245,7 @@ def _opens_article(
         return True
     if after_verse:
         return False
-    if heads.SECTION_NUMBER.match(headline):
+    if heads.SECTION_NUMBER.search(headline):
         return False
     # A signed feature (本报记者 吴丽琳, an essay's author) runs on under its section headings;
     # a news report ends where the next headline stands.

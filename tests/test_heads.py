@@ -63,7 +63,10 @@ def test_lines_by_role():
     assert heads.closes_article("谢谢！（新华社北京１２月３１日电）")
     assert heads.closes_article("超计划一百吨。（杜中武孙传刚）")
     assert not heads.closes_article("２１５家正在施工停产治理。")
-    assert heads.SECTION_NUMBER.match("第五章奖励与惩罚") and heads.SECTION_NUMBER.match("一、总则")
+    for heading in ("第五章奖励与惩罚", "一、总则", "原因之二：设施损耗高", "宗教界（６０人）"):
+        assert heads.SECTION_NUMBER.search(heading), heading
+    assert not heads.SECTION_NUMBER.search("北京举行新年音乐会")
+    assert heads.LAYOUT_MARKER.match("＊＊＊") and heads.LAYOUT_MARKER.match("（Ａ、Ｂ）")
 
 
 def test_numbers_as_people_type_them_match_as_printed():
