@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from rag.documents import Paragraph, ParsedBulletin, Passage, Span
+from rag.documents import ParsedBulletin, Passage
 
 # A sentence runs to its closing mark and takes any closing quotes or brackets with it.
 SENTENCE = re.compile(r"[^。！？；!?;…]*(?:[。！？；!?;]+|…+)[”’」』）)》]*|[^。！？；!?;…]+$")
@@ -39,18 +39,6 @@ def body_sentences(text: str) -> list[tuple[int, int]]:
     as sentences of their own they would be "close" to every question on the article's topic
     and be highlighted in place of the sentence that answers."""
     return [(a, b) for a, b in split_sentences(text) if not text[a:b].endswith("\n")]
-
-
-def _source_spans(paragraph: Paragraph, start: int, end: int) -> tuple[Span, ...]:
-    """Map [start, end) of the paragraph's text onto its spans in the source."""
-    spans, offset = [], 0
-    for span in paragraph.spans:
-        length = span.end - span.start
-        lo, hi = max(start, offset), min(end, offset + length)
-        if lo < hi:
-            spans.append(Span(span.start + lo - offset, span.start + hi - offset))
-        offset += length
-    return tuple(spans)
 
 
 def _pieces(text: str, count: Callable[[str], int], budget: int) -> Iterator[tuple[int, int]]:
@@ -107,7 +95,7 @@ def chunk_bulletin(
                         paragraph=paragraph.number,
                         region=article.region,
                         date=article.date,
-                        spans=_source_spans(paragraph, start, end),
+                        spans=paragraph.source_spans(start, end),
                         text=paragraph.text[start:end],
                     )
                 )

@@ -35,6 +35,17 @@ class Paragraph:
     spans: tuple[Span, ...]
     text: str
 
+    def source_spans(self, start: int, end: int) -> tuple[Span, ...]:
+        """Where [start, end) of the paragraph's text is in the source: its spans, cut."""
+        out, offset = [], 0
+        for span in self.spans:
+            length = span.end - span.start
+            lo, hi = max(start, offset), min(end, offset + length)
+            if lo < hi:
+                out.append(Span(span.start + lo - offset, span.start + hi - offset))
+            offset += length
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class Article:

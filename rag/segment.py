@@ -1,0 +1,226 @@
+"""Where a page's articles start, and which lines are each one's head.
+
+A page is read as a reader reads it: an article opens with its head (kicker, headline,
+subtitle, byline: rag.heads says which line is which), then its paragraphs, which may open with
+a dateline; a short line between paragraphs is a section heading unless it opens an article; a
+brief opens with its dateline alone. rag.structure then reads each article's lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag import heads
+from rag.documents import Label, Span
+
+# A paragraph that ends on one of these is complete.
+END_PUNCT = set("。！？!?…”’」』）)》")
+# A subtitle may hold a comma (向广大职工祝贺新年，对节日坚守岗位的同志们表示慰问) when a
+# dateline follows it; a line this long is a paragraph.
+MAX_SUBTITLE = 60
+# Lines this many blank lines apart are not one head: a page's rubric stands apart.
+_WIDE_GAP = 2
+
+
+@dataclass
+class Block:
+    """One non-empty line of the source, stripped, with its span."""
+
+    index: int
+    text: str
+    span: Span
+    gap: int = 1  # blank lines before it
+    kind: str = "body"  # body | heading | pull_quote | head | credit
+
+    @property
+    def dangling(self) -> bool:
+        return self.kind == "body" and self.text[-1] not in END_PUNCT
+
+
+@dataclass
+class Head:
+    """The lines that open an article, by role."""
+
+    kicker: Block | None = None
+    headline: Block | None = None
+    subtitle: Block | None = None
+    byline: Block | None = None
+
+    def blocks(self) -> list[Block]:
+        return [b for b in (self.kicker, self.headline, self.subtitle, self.byline) if b]
+
+
+def split_blocks(text: str) -> list[Block]:
+    blocks: list[Block] = []
+    last_end = 0
+    for match in re.finditer(r"[^\n]+", text):
+        line = match.group()
+        stripped = line.strip()
+        if not stripped:
+            continue
+        start = match.start() + (len(line) - len(line.lstrip()))
+        gap = max(0, text.count("\n", last_end, match.start()) - 1)
+        blocks.append(Block(len(blocks), stripped, Span(start, start + len(stripped)), gap))
+        last_end = match.end()
+    return blocks
+
+
+def _read_head(blocks: list[Block], i: int) -> tuple[Head, int] | None:
+    """The head of an article opening at block `i`, and the index of its first body block;
+    None when the line at `i` is not a headline (a section heading, a paragraph)."""
+    text = blocks[i].text
+    if heads.is_byline(text):
+        return None
+    if not heads.heading_like(text):
+        nxt = next((b for b in blocks[i + 1 : i + 3] if b.kind == "body"), None)
+        if not (heads.headline_with_comma(text) and nxt and heads.dateline_length(nxt.text)):
+            return None
+        return Head(headline=blocks[i]), i + 1
+    run = [i]
+    while (
+        len(run) < 3
+        and run[-1] + 1 < len(blocks)
+        and blocks[run[-1] + 1].kind == "body"
+        and heads.heading_like(blocks[run[-1] + 1].text)
+        and not heads.is_byline(blocks[run[-1] + 1].text)
+        and not _is_author(blocks, run[-1] + 1)
+    ):
+        run.append(run[-1] + 1)
+    after = run[-1] + 1
+    head = Head()
+    lines = [blocks[k] for k in run]
+    if len(lines) == 3:
+        head.kicker, head.headline, head.subtitle = lines
+    elif len(lines) == 2 and lines[1].gap >= _WIDE_GAP:
+        head.kicker, head.headline = lines  # a rubric over the headline, set apart
+    elif len(lines) == 2:
+        head.headline, head.subtitle = lines
+    else:
+        head.headline = lines[0]
+    # A subtitle with a comma, recognisable by the dateline right after it.
+    if (
+        head.subtitle is None
+        and after + 1 < len(blocks)
+        and len(blocks[after].text) <= MAX_SUBTITLE
+        and blocks[after].text[-1] not in "。！？"
+        and heads.dateline_length(blocks[after + 1].text)
+    ):
+        head.subtitle = blocks[after]
+        after += 1
+    if after < len(blocks) and (heads.is_byline(blocks[after].text) or _is_author(blocks, after)):
+        head.byline = blocks[after]
+        after += 1
+    return head, after
+
+
+def _is_author(blocks: list[Block], k: int) -> bool:
+    """A bare name on its own line, right after a heading and before text."""
+    return (
+        heads.is_author_name(blocks[k].text)
+        and k > 0
+        and heads.heading_like(blocks[k - 1].text)
+        and k + 1 < len(blocks)
+    )
+
+
+def _opens_article(
+    blocks: list[Block], i: int, head: Head, after: int, current: Head | None, first: bool
+) -> bool:
+    """Whether the head read at `i` opens an article rather than a section of the current one
+    (`current`: the head of the article being read, None before the first or for a brief)."""
+    headline = head.headline.text if head.headline else ""
+    if first:
+        return True
+    previous = blocks[i - 1]
+    # A headline follows a finished paragraph or a credit; after a short line (a poem's, a
+    # table's) it is one more of them, unless a dateline or byline right under it says it
+    # opens a report. A numbered heading is a part of its article.
+    after_verse = previous.kind == "body" and heads.verse_line(previous.text)
+    if after_verse and len(head.blocks()) > 1 + (head.byline is not None):
+        return False  # the headline is a later line of these
+    if (
+        head.byline
+        or heads.PHOTO_MARKER.search(headline)
+        or heads.ARTWORK.search(headline)
+        or any(heads.dateline_length(b.text) for b in blocks[after : after + 2])
+    ):
+        return True
+    if previous.kind == "credit" or heads.closes_article(previous.text):
+        return True
+    if after_verse:
+        return False
+    if heads.SECTION_NUMBER.search(headline):
+        return False
+    # A signed feature (本报记者 吴丽琳, an essay's author) runs on under its section headings;
+    # a news report ends where the next headline stands.
+    return current is None or current.byline is None
+
+
+def _opens_brief(blocks: list[Block], i: int) -> bool:
+    """A brief has no headline: it opens with 本报讯, or with any dateline once the report
+    before has closed with its author's credit. (A second dateline under one headline is
+    another dispatch of the same article.)"""
+    text = blocks[i].text
+    if not heads.dateline_length(text) or i == 0 or blocks[i - 1].kind == "head":
+        return False
+    previous = blocks[i - 1].text
+    photo = previous.endswith(("摄）", "照片）")) or bool(heads.PHOTO_CREDIT.match(previous))
+    closed = bool(heads.CLOSING_CREDIT.match(previous)) or heads.closes_article(previous)
+    return text.startswith("本报讯") or (closed and not photo)
+
+
+def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Block]]], list[Label]]:
+    """Each article's head (None for text continued from an earlier page, or a brief) and its
+    other lines, in page order; and the labels of credit and marker lines. Marks the blocks'
+    kinds (head, credit) as it goes."""
+    labels: list[Label] = []
+    for b in blocks:
+        if heads.PHOTO_CREDIT.match(b.text):
+            b.kind = "credit"
+            labels.append(Label("photo_caption", b.span))
+        elif heads.LAYOUT_MARKER.match(b.text):
+            b.kind = "credit"
+            labels.append(Label("layout_marker", b.span))
+        elif heads.CLOSING_CREDIT.match(b.text):
+            b.kind = "credit"
+            labels.append(Label("byline", b.span))
+    # Each article: its head (None for text continued from an earlier page) and its blocks.
+    found: list[tuple[Head | None, list[Block]]] = []
+    i, seen_text, verse = 0, False, False
+    while i < len(blocks):
+        b = blocks[i]
+        if b.kind == "credit":
+            if found:
+                found[-1][1].append(b)
+            i += 1
+            continue
+        # Short lines right under an author's name are a poem's, and so are those after them.
+        # A poem's line has another short line after it; a headline has its text.
+        verse = (
+            verse
+            and heads.verse_line(b.text)
+            and (i + 1 >= len(blocks) or heads.verse_line(blocks[i + 1].text))
+        )
+        read = _read_head(blocks, i) if b.kind == "body" and not verse else None
+        current = found[-1][0] if found else None
+        if read is not None and _opens_article(blocks, i, read[0], read[1], current, not seen_text):
+            head, after = read
+            for h in head.blocks():
+                h.kind = "head"
+            found.append((head, []))
+            seen_text = True
+            verse = (
+                head.byline is not None
+                and after < len(blocks)
+                and heads.heading_like(blocks[after].text)
+            )
+            i = after
+            continue
+        # A brief opens with its dateline and has no headline: 本报讯… after the last one.
+        if not found or (b.kind == "body" and _opens_brief(blocks, i)):
+            found.append((None, []))
+        found[-1][1].append(b)
+        seen_text = True
+        i += 1
+    return found, labels
