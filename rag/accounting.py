@@ -43,7 +43,7 @@ def coverage(parsed: ParsedBulletin) -> Coverage:
             continue
         counts[who] += 1
         if who == 0:
-            if missing and missing[-1].end >= i - 1 and _blank_between(text, missing[-1].end, i):
+            if missing and _blank_between(text, missing[-1].end, i):
                 missing[-1] = Span(missing[-1].start, i + 1)
             else:
                 missing.append(Span(i, i + 1))

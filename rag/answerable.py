@@ -56,7 +56,8 @@ _LETTERS = re.compile(r"[^\W\d_\u3400-\u9fff]+")
 
 # Why a question was judged unanswerable: it names nothing to search for; it names only
 # provinces the index knows nothing of; the bulletins use none of its words; nothing is close
-# enough; the closest passages do not state the year it asks about; the filters admit no passage.
+# enough; the closest passages do not state the year it asks about, or are about another
+# province than the one it names; the filters admit no passage.
 Reason = Literal[
     "no_terms",
     "unknown_place",
@@ -134,6 +135,7 @@ def judge(
     *,
     unknown_places: set[str],
     words_not_found: Sequence[str] = (),
+    words_apart: Sequence[str] = (),
     years_not_found: Sequence[int] = (),
     places_not_found: Sequence[str] = (),
     floor_zh: float,
@@ -141,7 +143,8 @@ def judge(
 ) -> Verdict:
     """The verdict for one question; `unknown_places` are the provinces it names when none of
     them is an article's or a passage's, `words_not_found` its content words when the bulletins
-    use none of them (rag.topic), `years_not_found` and `places_not_found` the years and
+    use none of them (rag.topic), `words_apart` its content words when no passage uses two of
+    them together (rag.support), `years_not_found` and `places_not_found` the years and
     provinces it names when none of the closest passages states one (rag.support),
     `best_similarity` the cosine of the closest passage or sentence
     it could search."""
@@ -162,6 +165,13 @@ def judge(
             f"公报里没有出现这个问题的词语（{words}）。"
             if chinese
             else f"The bulletins do not use this question's words ({words}).",
+            "off_topic",
+        )
+    if words_apart:
+        words = "、".join(words_apart)
+        return Verdict(
+            False,
+            f"公报里没有同时用到这个问题的词语（{words}）的段落。",
             "off_topic",
         )
     if places_not_found:

@@ -33,7 +33,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 
 def body_sentences(text: str) -> list[tuple[int, int]]:
-    """The sentences a passage is scored and highlighted by: all but its head's lines.
+    """The sentences a passage is scored and highlighted by: all but the lines that end in a
+    line break, which are the head's (kicker, headline, subtitle, byline, and photo credits
+    between them); a paragraph's text holds no other line break.
 
     The headline, kicker and byline a lead passage reads are in its vector and its BM25 terms;
     as sentences of their own they would be "close" to every question on the article's topic

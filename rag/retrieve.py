@@ -233,19 +233,22 @@ class Retriever:
         passage_cos, floor = self._passage_cosines(vector)
         # An English question is searched by words in the bulletins' language: its words'
         # CC-CEDICT renderings that the bulletins use (digits alone would otherwise decide).
-        chinese = is_chinese(query)
-        searches = [query] if chinese else [query, self._rendered(query)]
+        searches = [query]
+        if not is_chinese(query):
+            searches += [t for t in [self._rendered(query)] if t]
         share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         lexical = np.zeros(len(passages), dtype=np.float32)
         # Each search (for English: the question's own words and numbers, then its words'
-        # renderings) is scored over passages and over sentences, and the scales are averaged.
+        # renderings) is scored over passages and over sentences, and the scales are averaged;
+        # the highlight weighs each sentence by all of them.
+        sentence_bm25 = np.zeros(len(self.index.sentences), dtype=np.float32)
         for terms in searches:
             passage_bm25 = self.lexical.scores(terms)
-            sentence_bm25 = self.sentence_lexical.scores(terms)
+            found = self.sentence_lexical.scores(terms)
+            sentence_bm25 = sentence_bm25 + found
             if mode != "dense":
                 lexical += (
-                    min_max(passage_bm25, mask)
-                    + min_max(self._per_passage(sentence_bm25, 0.0), mask)
+                    min_max(passage_bm25, mask) + min_max(self._per_passage(found, 0.0), mask)
                 ) / (2 * len(searches))
         # Named once: the preference and the verdict both need it, and it runs jieba.
         named = provinces_named(query)
@@ -282,8 +285,8 @@ class Retriever:
             query,
             best_similarity,
             unknown_places=self.articles.unknown_places(named),
-            words_not_found=words_not_found(query, self._uses, self.glossary)
-            or self._words_apart(query),
+            words_not_found=words_not_found(query, self._uses, self.glossary),
+            words_apart=self._words_apart(query),
             years_not_found=years_not_stated(query, closest, leads) if closest else (),
             places_not_found=places_not_named(named, closest) if closest else (),
             floor_zh=self.floor_zh,

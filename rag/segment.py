@@ -102,6 +102,7 @@ def _read_head(blocks: list[Block], i: int) -> tuple[Head, int] | None:
     if (
         head.subtitle is None
         and after + 1 < len(blocks)
+        and blocks[after].kind == "body"
         and len(blocks[after].text) <= MAX_SUBTITLE
         and blocks[after].text[-1] not in "。！？"
         and heads.dateline_length(blocks[after + 1].text)

@@ -189,7 +189,8 @@ def _parse_article(
     lead_text = paragraphs[0].text if paragraphs else ""
     if head_blocks and paragraphs:
         lead_text = lead_text[head_blocks[-1].span.end - head_blocks[0].span.start :]
-    lead_text = lead_text[heads.dateline_length(lead_text.lstrip()) :]
+    lead_text = lead_text.lstrip()
+    lead_text = lead_text[heads.dateline_length(lead_text) :]
     headline = headline_block.text if headline_block else ""
     spans = [b.span for b in head_blocks + rest]
     article = Article(
@@ -260,12 +261,13 @@ def _with_head(
     paragraphs: list[Paragraph], head: list[Block], rest: list[Block], source: str
 ) -> list[Paragraph]:
     """The head read in the first paragraph: one span from the kicker or headline to the lead,
-    when the lead follows the head directly; the head alone as ¶1 otherwise."""
+    when nothing but photo credits stands between them; the head alone as ¶1 otherwise (a
+    section heading or a pull quote there must not be read into a passage)."""
     start = head[0].span.start
     if paragraphs:
         lead = paragraphs[0]
-        first_body = next((b for b in rest if b.kind == "body"), None)
-        if first_body is not None and lead.spans[0].start == first_body.span.start:
+        between = next((b for b in rest if b.kind != "credit"), None)
+        if between is not None and lead.spans[0].start == between.span.start:
             spans = (Span(start, lead.spans[0].end), *lead.spans[1:])
             return [Paragraph(1, lead.section, spans, _text(source, spans)), *paragraphs[1:]]
     alone = (Span(start, head[-1].span.end),)

@@ -22,8 +22,8 @@ from rag.places import PROVINCES, years_named, years_stated
 # (its dateline) then counts as stated (1998年1月5日 is answered by a report dated 1998-01-05
 # that says only １月５日).
 _MONTH = re.compile(
-    r"\d{1,2}月|年[初底末]|\b(?:early|late|mid|january|february|march|april|may|june|july|"
-    r"august|september|october|november|december)\b",
+    r"\d{1,2}月|年[初底末]|\b(?:early|late|mid|january|february|march|april|june|july|"
+    r"august|september|october|november|december)\b",  # not "may": a question may say it
     re.IGNORECASE,
 )
 

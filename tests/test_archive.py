@@ -130,3 +130,36 @@ def front_page(archive_dir, tmp_path_factory):
 def test_heads_bylines_and_numbers_are_searchable(front_page, question, expected):
     (hit,) = front_page.search(question, k=1)
     assert expected in hit.passage.text
+
+
+def test_a_pull_quote_under_the_headline_is_not_read_twice():
+    from rag.documents import Bulletin
+
+    text = "标题\n\n煤挖完了怎么办？\n\n人们都在问：煤挖完了怎么办？大家想了很多办法。\n"
+    parsed = parse_bulletin(Bulletin("s", "s.txt", text, "t", "zh", "1998-01", "0" * 64))
+    (article,) = parsed.articles
+    assert [p.text for p in article.paragraphs] == [
+        "标题",
+        "人们都在问：煤挖完了怎么办？大家想了很多办法。",
+    ]
+    assert [lab.label for lab in parsed.labels] == ["headline", "pull_quote"]
+    assert coverage(parsed).unaccounted == ()
+
+
+def test_the_date_comes_from_the_lead_after_its_dateline():
+    from rag.documents import Bulletin
+
+    text = "鞍山破获特大抢枪案\n\n本报讯辽宁省鞍山市公安机关于１９９７年１２月３１日成功破获。\n"
+    parsed = parse_bulletin(Bulletin("s", "s.txt", text, "t", "zh", "1998-01", "0" * 64))
+    assert parsed.articles[0].date == "1997-12-31"
+    assert parsed.articles[0].region == "辽宁"
+
+
+def test_a_photo_credit_under_the_headline_is_not_its_subtitle():
+    from rag.documents import Bulletin
+
+    text = "标题\n\n（附图片１张）\n\n本报北京１月１日讯　正文。\n"
+    parsed = parse_bulletin(Bulletin("s", "s.txt", text, "t", "zh", "1998-01", "0" * 64))
+    (article,) = parsed.articles
+    assert article.subtitle == "" and article.dateline.startswith("本报北京１月１日讯")
+    assert [lab.label for lab in parsed.labels] == ["headline", "photo_caption", "dateline"]
