@@ -182,15 +182,13 @@ def _parse_article(
         if cut:
             dateline = paragraphs[0].text[:cut]
             labels.extend(Label("dateline", s) for s in paragraphs[0].source_spans(0, cut))
+    # The lead as the body gives it, before the head is read into it, without its dateline.
+    lead_text = paragraphs[0].text if paragraphs else ""
+    lead_text = lead_text[heads.dateline_length(lead_text) :]
     head_blocks = head.blocks() if head else []
     if head_blocks:
         paragraphs = _with_head(paragraphs, head_blocks, rest, bulletin.text)
     headline_block = head.headline if head else None
-    lead_text = paragraphs[0].text if paragraphs else ""
-    if head_blocks and paragraphs:
-        lead_text = lead_text[head_blocks[-1].span.end - head_blocks[0].span.start :]
-    lead_text = lead_text.lstrip()
-    lead_text = lead_text[heads.dateline_length(lead_text) :]
     headline = headline_block.text if headline_block else ""
     spans = [b.span for b in head_blocks + rest]
     article = Article(

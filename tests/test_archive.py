@@ -163,3 +163,18 @@ def test_a_photo_credit_under_the_headline_is_not_its_subtitle():
     (article,) = parsed.articles
     assert article.subtitle == "" and article.dateline.startswith("本报北京１月１日讯")
     assert [lab.label for lab in parsed.labels] == ["headline", "photo_caption", "dateline"]
+
+
+def test_the_lead_dates_its_article_when_the_head_stands_alone():
+    from rag.documents import Bulletin
+
+    # A pull quote between headline and lead keeps the head apart as ¶1; the lead still dates
+    # and places the article.
+    text = (
+        "标题\n\n煤挖完了怎么办？\n\n"
+        "１２月３１日，辽宁省召开会议，大家都问：煤挖完了怎么办？\n"
+    )
+    parsed = parse_bulletin(Bulletin("s", "s.txt", text, "t", "zh", "1998-01", "0" * 64))
+    (article,) = parsed.articles
+    assert article.paragraphs[0].text == "标题"
+    assert article.date == "1997-12-31" and article.region == "辽宁"
