@@ -170,10 +170,7 @@ def test_the_lead_dates_its_article_when_the_head_stands_alone():
 
     # A pull quote between headline and lead keeps the head apart as ¶1; the lead still dates
     # and places the article.
-    text = (
-        "标题\n\n煤挖完了怎么办？\n\n"
-        "１２月３１日，辽宁省召开会议，大家都问：煤挖完了怎么办？\n"
-    )
+    text = "标题\n\n煤挖完了怎么办？\n\n１２月３１日，辽宁省召开会议，大家都问：煤挖完了怎么办？\n"
     parsed = parse_bulletin(Bulletin("s", "s.txt", text, "t", "zh", "1998-01", "0" * 64))
     (article,) = parsed.articles
     assert article.paragraphs[0].text == "标题"
