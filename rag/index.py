@@ -8,7 +8,6 @@ previous index in place and readers never see a half-written one.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from rag.accounting import coverage
 from rag.chunk import body_sentences, chunk_bulletin
 from rag.documents import Bulletin, ParsedBulletin, Passage, Span
 from rag.embed import Embedder
+from rag.embed_cache import EmbeddingCache, embed_key
 from rag.lexical import LEXICAL_DIR, save_lexical
 from rag.settings import Settings
 from rag.structure import parse_bulletin
@@ -52,6 +52,8 @@ class BuildReport:
     in_passages: int = 0
     labelled_only: int = 0  # headings, credits, pull quotes: labelled, not indexed
     unaccounted: dict[str, int] = dataclasses.field(default_factory=dict)  # source -> characters
+    # Cache batch files that could not be read: set aside, their texts embedded again.
+    damaged_cache: tuple[str, ...] = ()
 
 
 @dataclass
@@ -73,6 +75,7 @@ def chunker_settings(settings: Settings) -> dict[str, Any]:
         "tiktoken_encoding": settings.tiktoken_encoding,
         "chunk_tokens": settings.chunk_tokens,
         "embed_context": settings.embed_context,
+        "sentence_vectors": settings.sentence_vectors,
         "parser_version": PARSER_VERSION,
     }
 
@@ -127,8 +130,106 @@ def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
     }
 
 
-def _embed_key(model_id: str, text: str) -> str:
-    return hashlib.sha256(f"{model_id}\n{text}".encode()).hexdigest()
+# Texts embedded between two writes to the cache: what a killed build can lose at most.
+CACHE_BATCH = 1024
+
+
+def _embed_missing(
+    texts: list[str],
+    keys: list[bytes],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    *,
+    show_progress: bool,
+) -> set[int]:
+    """Embed the texts the cache lacks (each distinct text once), saving every CACHE_BATCH to
+    it as they are made; the indices of `texts` that had to be embedded."""
+    first: dict[bytes, int] = {}
+    for i, key in enumerate(keys):
+        if key not in cache:
+            first.setdefault(key, i)
+    # Longest first, so that batches are of like lengths and the bar's pace only rises.
+    order = sorted(first.values(), key=lambda i: -len(texts[i]))
+    bar = None
+    if show_progress and order:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(order), desc="embedding", unit="text")
+    for start in range(0, len(order), CACHE_BATCH):
+        batch = order[start : start + CACHE_BATCH]
+        cache.put([keys[i] for i in batch], embedder.encode_passages([texts[i] for i in batch]))
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    missing = set(first)
+    return {i for i, key in enumerate(keys) if key in missing}
+
+
+def _embed_pooled(
+    passages: list[Passage],
+    sentences: list[tuple[int, int, int]],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    settings: Settings,
+    show_progress: bool,
+) -> tuple[list[bytes], set[int]]:
+    """Passage vectors and sentence vectors pooled from the same forward pass, cached under
+    keys of their own (a pooled sentence depends on its passage); the keys, passages first,
+    and the indices of those that had to be embedded."""
+    pool = getattr(embedder, "encode_passages_pooled", None)
+    if pool is None:
+        raise IndexUnusable(
+            "RAG_SENTENCE_VECTORS=pooled needs an encoder that pools spans (RAG_ENCODER=onnx)"
+        )
+    texts = [p.embedding_text(settings.embed_context) for p in passages]
+    # Where the passage's own text starts in what is embedded (after its headline and section).
+    shift = [len(t) - len(p.text) for t, p in zip(texts, passages, strict=True)]
+    spans: list[list[tuple[int, int]]] = [[] for _ in passages]
+    for i, a, b in sentences:
+        spans[i].append((a + shift[i], b + shift[i]))
+    passage_keys = [embed_key(embedder.model_id, t) for t in texts]
+    sentence_keys = [
+        embed_key(f"{embedder.model_id}#pooled", f"{texts[i]}\x00{a + shift[i]}:{b + shift[i]}")
+        for i, a, b in sentences
+    ]
+    keys = passage_keys + sentence_keys
+    owner = [i for i, _, _ in sentences]
+    missing = [
+        i
+        for i, key in enumerate(passage_keys)
+        if key not in cache or any(sentence_keys[r] not in cache for r in _rows_of(owner, i))
+    ]
+    order = sorted(missing, key=lambda i: -len(texts[i]))
+    bar = None
+    if show_progress and order:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(order), desc="embedding", unit="passage")
+    step = max(1, CACHE_BATCH // 4)  # a passage brings its sentences: batches of like size
+    for start in range(0, len(order), step):
+        batch = order[start : start + step]
+        vectors, pooled = pool([texts[i] for i in batch], [spans[i] for i in batch])
+        batch_keys = [passage_keys[i] for i in batch]
+        rows = [vectors]
+        for i, span_vectors in zip(batch, pooled, strict=True):
+            batch_keys += [sentence_keys[r] for r in _rows_of(owner, i)]
+            rows.append(span_vectors)
+        cache.put(batch_keys, np.concatenate(rows))
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    done = set(missing)
+    todo = {i for i in done} | {len(passages) + r for r, i in enumerate(owner) if i in done}
+    return keys, todo
+
+
+def _rows_of(owner: list[int], passage: int) -> range:
+    """The rows of `passage`'s sentences: sentences are stored grouped by passage, in order."""
+    import bisect
+
+    return range(bisect.bisect_left(owner, passage), bisect.bisect_right(owner, passage))
 
 
 def build_index(
@@ -148,18 +249,16 @@ def build_index(
     # Each sentence is embedded too: a question is often answered by one sentence that a
     # whole-passage vector dilutes, and the best sentence is what the reader is shown.
     sentences = [(i, a, b) for i, p in enumerate(passages) for a, b in body_sentences(p.text)]
-    texts = [p.embedding_text(settings.embed_context) for p in passages] + [
-        passages[i].text[a:b] for i, a, b in sentences
-    ]
-    keys = [_embed_key(embedder.model_id, t) for t in texts]
-
-    previous = _previous_vectors(settings.index_path, embedder)
-    missing = [i for i, k in enumerate(keys) if k not in previous]
-    fresh = embedder.encode_passages([texts[i] for i in missing], show_progress=show_progress)
-    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    fresh_by_index = dict(zip(missing, fresh, strict=True))
-    for i, key in enumerate(keys):
-        vectors[i] = fresh_by_index[i] if i in fresh_by_index else previous[key]
+    cache = EmbeddingCache(settings.index_path, embedder.model_id, embedder.dim)
+    if settings.sentence_vectors == "pooled":
+        keys, todo = _embed_pooled(passages, sentences, embedder, cache, settings, show_progress)
+    else:
+        texts = [p.embedding_text(settings.embed_context) for p in passages] + [
+            passages[i].text[a:b] for i, a, b in sentences
+        ]
+        keys = [embed_key(embedder.model_id, t) for t in texts]
+        todo = _embed_missing(texts, keys, embedder, cache, show_progress=show_progress)
+    vectors = np.stack([cache.get(k) for k in keys]).astype(np.float32, copy=False)
 
     kind = _index_kind(settings, len(passages))
     faiss_index: faiss.Index
@@ -201,7 +300,6 @@ def build_index(
             sentence_rows,
             settings.lexical_tokenizer,
         )
-        (staging / "embed_keys.json").write_text(json.dumps(keys))
         faiss.write_index(faiss_index, str(staging / "vectors.faiss"))
         with (staging / "passages.jsonl").open("w", encoding="utf-8") as out:
             for passage in passages:
@@ -222,19 +320,21 @@ def build_index(
             shutil.rmtree(builds / build_id, ignore_errors=True)
         raise
     _remove_old_builds(builds, keep=final)
+    cache.compact(set(keys))
     covered = [(pb.bulletin.source, coverage(pb)) for pb in parsed]
     return BuildReport(
         files=len(bulletins),
         articles=sum(len(pb.articles) for pb in parsed),
         passages=len(passages),
-        embedded=sum(1 for i in missing if i < len(passages)),
-        sentences_embedded=sum(1 for i in missing if i >= len(passages)),
+        embedded=sum(1 for i in todo if i < len(passages)),
+        sentences_embedded=sum(1 for i in todo if i >= len(passages)),
         seconds=time.perf_counter() - started,
         path=final,
         characters=sum(c.characters for _, c in covered),
         in_passages=sum(c.in_passages for _, c in covered),
         labelled_only=sum(c.labelled_only for _, c in covered),
         unaccounted={s: c.unaccounted_characters for s, c in covered if c.unaccounted},
+        damaged_cache=tuple(cache.damaged),
     )
 
 
@@ -261,22 +361,6 @@ def _remove_old_builds(builds: Path, keep: Path) -> None:
     for old in done[:-KEEP_BUILDS]:
         if old != keep:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _previous_vectors(root: Path, embedder: Embedder) -> dict[str, np.ndarray]:
-    """Vectors of the current build keyed by what was embedded, when the model is the same."""
-    current = root / "current"
-    try:
-        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("model_id") != embedder.model_id or manifest.get("dim") != embedder.dim:
-            return {}
-        vectors = np.concatenate(
-            [np.load(current / "vectors.npy"), np.load(current / "sentence_vectors.npy")]
-        )
-        keys = json.loads((current / "embed_keys.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError):
-        return {}  # no usable previous build: embed everything
-    return dict(zip(keys, vectors, strict=False))
 
 
 def load_index(settings: Settings, *, model_id: str, dim: int) -> LoadedIndex:

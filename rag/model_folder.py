@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from rag.e5_q4 import Q4Model, default_q4_path, read_q4_model
+from rag.settings import DEFAULT_MODEL_ID
 
-DEFAULT_MODEL_ID = "intfloat/multilingual-e5-small"
 # Bumped when the folder layout changes, so old caches are rebuilt rather than trusted.
 FOLDER_FORMAT = 1
 # e5 was trained with these prefixes; "document" too, because sentence-transformers 6 otherwise

