@@ -64,11 +64,32 @@ ARTWORK = re.compile(r"（(?:油画|中国画|国画|书法|漫画|版画|篆刻
 _CLOSING = re.compile(
     r"（(?:[^（）]{0,30}[电稿]|作者[^（）]{0,40}|[\u4e00-\u9fff]{2,12}|据[^（）]{1,20})）$"
 )
+_PHOTO_TEXT = re.compile(r"^(?:图为|压题照片)|（[^（）]*(?:摄|照片|摄影报道)）$")
+# When a news lead says its event happened, within its first 40 characters.
+_LEAD_TIME = re.compile(
+    rf"[{_NUM}]{{1,3}}日|[{_NUM}]{{4}}年|[{_NUM}]{{1,2}}月|近日|日前|最近|近期|年来"
+)
+_LEAD_TIME_WITHIN = 40
+# What follows a report's closing credit and still belongs to it: a second dispatch (又讯), the
+# editor's afterword (编后, 编辑手记, 编者按), the reporter's notes (记者手记).
+AFTERWORD = re.compile(r"^(?:又讯|编后|编辑手记|编者按|记者手记|附[：:])")
+# Brackets that close no report: a date or what opens with one, （一九九七年十二月三十一日） ·
+# （１９９８年１月２２日…会议通过）; a note to the reader, （见下图） · （全文见第四版）; sentences.
+_NOT_A_CREDIT = re.compile(
+    rf"（(?:[{_NUM}]{{2,4}}年|[{_NUM}]{{1,3}}月|见|全文|[^（）]*。)[^（）]*）"
+)
 # Discourse openers: a short block opening with one is a paragraph, never a headline.
 OPENERS = re.compile(
     r"^(一是|二是|三是|四是|五是|六是|一方面|另一方面|首先|其次|再次|最后|此外|另外|其中|同时|"
     r"与此同时|当前|目前|会议|本报|据悉|据了解|根据|总之|[一二三四五六七八九十]+、|[（(][一二三四五六七八九十0-9]+[)）])"
 )
+
+
+def opens_with_time(text: str) -> bool:
+    """Whether a paragraph's first sentence says when, early, as a news lead does:
+    …１５日上午在加拉加斯开幕 · …近日全面开通 · 七年来，浦东….（A dateline's date is not
+    counted here: rag.heads.dateline_length reads it.)"""
+    return bool(_LEAD_TIME.search(text.split("。", 1)[0][:_LEAD_TIME_WITHIN]))
 
 
 def heading_like(text: str) -> bool:
@@ -113,9 +134,27 @@ def dateline_length(text: str) -> int:
     return match.end() if match else 0
 
 
+def is_photo_text(text: str) -> bool:
+    """A photo's caption or credit: 图为… · 压题照片为… · …（新华社记者兰红光摄） ·
+    …（张治平安少兵摄影报道）: the text under a picture, which closes no report."""
+    return bool(PHOTO_CREDIT.match(text) or _PHOTO_TEXT.search(text))
+
+
+def is_credit_line(text: str) -> bool:
+    """A line wholly in brackets that credits the report above it: （通宣） · （作者为…）; not a
+    layout marker （Ａ、Ｂ）, a date or a note (rag.heads._NOT_A_CREDIT)."""
+    return (
+        bool(CLOSING_CREDIT.match(text))
+        and not LAYOUT_MARKER.match(text)
+        and not _NOT_A_CREDIT.fullmatch(text)
+    )
+
+
 def closes_article(text: str) -> bool:
-    """Whether a paragraph ends with the credit that closes a report."""
-    return bool(_CLOSING.search(text))
+    """Whether a paragraph ends with the credit that closes a report (a date in brackets,
+    （一九九七年十二月三十一日）, or a note, （见下图）, closes nothing)."""
+    match = _CLOSING.search(text)
+    return match is not None and not _NOT_A_CREDIT.fullmatch(match.group())
 
 
 _CN_DIGITS = {ch: i for i, ch in enumerate("〇一二三四五六七八九")} | {"零": 0, "○": 0, "两": 2}

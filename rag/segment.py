@@ -19,6 +19,10 @@ END_PUNCT = set("。！？!?…”’」』）)》")
 # A subtitle may hold a comma (向广大职工祝贺新年，对节日坚守岗位的同志们表示慰问) when a
 # dateline follows it; a line this long is a paragraph.
 MAX_SUBTITLE = 60
+# A brief's lead, its first 60 characters, shares at most 2 two-character words with the report
+# above it (a later paragraph of that report names its people and places again).
+_LEAD_WORDS = 60
+_SHARED_WORDS = 2
 # Lines this many blank lines apart are not one head: a page's rubric stands apart.
 _WIDE_GAP = 2
 
@@ -163,12 +167,54 @@ def _opens_brief(blocks: list[Block], i: int) -> bool:
     before has closed with its author's credit. (A second dateline under one headline is
     another dispatch of the same article.)"""
     text = blocks[i].text
-    if not heads.dateline_length(text) or i == 0 or blocks[i - 1].kind == "head":
+    if i == 0 or blocks[i - 1].kind == "head" or heads.AFTERWORD.match(text):
         return False
     previous = blocks[i - 1].text
-    photo = previous.endswith(("摄）", "照片）")) or bool(heads.PHOTO_CREDIT.match(previous))
-    closed = bool(heads.CLOSING_CREDIT.match(previous)) or heads.closes_article(previous)
-    return text.startswith("本报讯") or (closed and not photo)
+    photo = heads.is_photo_text(previous)
+    closed = heads.closes_article(previous) or heads.is_credit_line(previous)
+    if heads.dateline_length(text):
+        return text.startswith("本报讯") or (closed and not photo)
+    # A brief without a dateline opens after the credit that closed the report before it: a
+    # line of its own or a paragraph's last words after its last sentence (an author's line,
+    # 罗理诚（哈尼族）, is no report; a salutation, 图片：, too short to be a brief).
+    credited = heads.is_credit_line(previous) or (
+        heads.closes_article(previous)
+        and len(previous) > heads.MAX_HEADING
+        and previous[previous.rindex("（") - 1] in END_PUNCT
+    )
+    return credited and not photo and len(text) > heads.MAX_HEADING
+
+
+def _words(text: str) -> set[str]:
+    """The two-character runs of Chinese in `text`: what a paragraph names, for comparing."""
+    runs = re.findall(r"[\u4e00-\u9fff]{2,}", text)
+    return {run[k : k + 2] for run in runs for k in range(len(run) - 1)}
+
+
+def _opens_new_subject(head: Head | None, lines: list[Block], b: Block) -> bool:
+    """A brief without headline, dateline or credit before it (international and economic
+    briefs printed one after another under a report): in a news report (a brief, a photo or a
+    datelined article), a paragraph that opens as a lead of its own, saying when early in its
+    first sentence, and names nothing of the headline and next to nothing of the report so
+    far."""
+    body = [x for x in lines if x.kind == "body"]
+    if not body or body[-1] is not lines[-1] or body[-1].dangling:
+        return False
+    if heads.is_photo_text(body[-1].text):
+        return False  # the text under a feature's photo, before the feature's own text
+    headline = head.headline.text if head and head.headline else ""
+    news = (
+        head is None
+        or bool(heads.dateline_length(body[0].text))
+        or headline.endswith(("（图片）", "（照片）"))
+    )
+    if not news or len(b.text) <= heads.MAX_HEADING or not heads.opens_with_time(b.text):
+        return False
+    if heads.OPENERS.match(b.text) or heads.AFTERWORD.match(b.text):
+        return False
+    named = _words(b.text[:_LEAD_WORDS])
+    said = set().union(*(_words(x.text) for x in body))
+    return not (_words(b.text) & _words(headline)) and len(named & said) <= _SHARED_WORDS
 
 
 def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Block]]], list[Label]]:
@@ -219,7 +265,10 @@ def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Blo
             i = after
             continue
         # A brief opens with its dateline and has no headline: 本报讯… after the last one.
-        if not found or (b.kind == "body" and _opens_brief(blocks, i)):
+        if not found or (
+            b.kind == "body"
+            and (_opens_brief(blocks, i) or _opens_new_subject(found[-1][0], found[-1][1], b))
+        ):
             found.append((None, []))
         found[-1][1].append(b)
         seen_text = True
