@@ -40,6 +40,27 @@ AUTHOR_TITLED = re.compile(
     r"(?:行长|部长|主任|书记|主席|总理|局长|院长|教授|研究员|会长|司长|经理|省长|市长)"
     r"[\u4e00-\u9fff·]{2,6}$"
 )
+# The common surnames (about 200 of the 百家姓), and the compound ones.
+_SURNAMES = set(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+    "苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝"
+    "龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞"
+    "左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕"
+    "屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧"
+    "闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝海"
+)
+_COMPOUND_SURNAMES = {
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "南宫",
+    "皇甫",
+    "令狐",
+    "慕容",
+    "公孙",
+}
 # A photo's credit on its own line: （新华社记者兰红光摄） · （传真照片） · （附图片１张）.
 PHOTO_CREDIT = re.compile(
     r"^（(?:[^（）]{0,40}(?:摄|摄影|摄影报道|照片|传真照片|图片|绘|供图)"
@@ -78,6 +99,8 @@ AFTERWORD = re.compile(r"^(?:又讯|编后|编辑手记|编者按|记者手记|�
 _NOT_A_CREDIT = re.compile(
     rf"（(?:[{_NUM}]{{2,4}}年|[{_NUM}]{{1,3}}月|见|全文|[^（）]*。)[^（）]*）"
 )
+# A head that gathers several signed pieces into one: …发言摘要 · 笔谈 · 来信选登 · 摘编.
+DIGEST = re.compile(r"(?:发言|讲话|来信|文章)(?:摘要|摘编|选登|选编)|笔谈$")
 # Discourse openers: a short block opening with one is a paragraph, never a headline.
 OPENERS = re.compile(
     r"^(一是|二是|三是|四是|五是|六是|一方面|另一方面|首先|其次|再次|最后|此外|另外|其中|同时|"
@@ -113,6 +136,18 @@ def headline_with_comma(text: str) -> bool:
     return len(text) <= MAX_HEADING and text[-1] not in "。！？!?；;：:、…，,"
 
 
+def asks_or_exclaims(text: str) -> bool:
+    """A short line closing on a question or exclamation mark, as a headline may (环球虎年？
+    （附图片１张） · 拜年变了味，当刹！); it is one when a byline stands under it."""
+    text = PHOTO_MARKER.sub("", text)
+    return (
+        bool(text)
+        and len(text) <= MAX_HEADING
+        and text[-1] in "？！?!"
+        and not any(ch in text for ch in "。；;：:")
+    )
+
+
 def verse_line(text: str) -> bool:
     """A line of a poem: short, and not closing a sentence (a comma inside is fine)."""
     return len(text) <= MAX_HEADING and text[-1] not in "。！？!?" and not PHOTO_MARKER.search(text)
@@ -121,6 +156,12 @@ def verse_line(text: str) -> bool:
 def is_byline(text: str) -> bool:
     """A line that only says who wrote the article."""
     return bool(BYLINE_LINE.match(text) or AUTHOR_TITLED.match(text))
+
+
+def is_personal_name(text: str) -> bool:
+    """A bare name that opens with a Chinese surname (马俊峰 · 南宫品), not a short rubric or
+    topic (图片新闻 · 旅游摄影) that is as short."""
+    return is_author_name(text) and (text[0] in _SURNAMES or text[:2] in _COMPOUND_SURNAMES)
 
 
 def is_author_name(text: str) -> bool:

@@ -23,6 +23,8 @@ MAX_SUBTITLE = 60
 # above it (a later paragraph of that report names its people and places again).
 _LEAD_WORDS = 60
 _SHARED_WORDS = 2
+# A deck between a headline and its author's name is a paragraph of at most this many characters.
+MAX_DECK = 120
 # Lines this many blank lines apart are not one head: a page's rubric stands apart.
 _WIDE_GAP = 2
 
@@ -78,6 +80,10 @@ def _read_head(blocks: list[Block], i: int) -> tuple[Head, int] | None:
         return None
     if not heads.heading_like(text):
         nxt = next((b for b in blocks[i + 1 : i + 3] if b.kind == "body"), None)
+        if heads.asks_or_exclaims(text) and _signed(blocks, i + 1):
+            # 『诸事不宜』？ · 多点挣钱门路才好！: a question or a cry, signed under it.
+            head = Head(headline=blocks[i], byline=blocks[i + 1])
+            return head, i + 2
         if not (heads.headline_with_comma(text) and nxt and heads.dateline_length(nxt.text)):
             return None
         return Head(headline=blocks[i]), i + 1
@@ -113,10 +119,32 @@ def _read_head(blocks: list[Block], i: int) -> tuple[Head, int] | None:
     ):
         head.subtitle = blocks[after]
         after += 1
+    if (
+        head.subtitle is None
+        and after + 1 < len(blocks)
+        and blocks[after].kind == "body"
+        and heads.MAX_HEADING < len(blocks[after].text) <= MAX_DECK
+        and not heads.dateline_length(blocks[after].text)  # a report's lead, not a deck
+        and heads.is_personal_name(blocks[after + 1].text)
+        and _signed(blocks, after + 1)
+    ):
+        # A theory page's deck (or the lead set as one) between the headline and the author.
+        head.subtitle, head.byline = blocks[after], blocks[after + 1]
+        return head, after + 2
     if after < len(blocks) and (heads.is_byline(blocks[after].text) or _is_author(blocks, after)):
         head.byline = blocks[after]
         after += 1
     return head, after
+
+
+def _signed(blocks: list[Block], k: int) -> bool:
+    """A byline or a bare author's name at `k`, with prose under it (not a poem's next line)."""
+    return (
+        0 < k + 1 < len(blocks)
+        and blocks[k].kind == "body"
+        and (heads.is_byline(blocks[k].text) or heads.is_author_name(blocks[k].text))
+        and (not heads.verse_line(blocks[k + 1].text) or heads.is_photo_text(blocks[k + 1].text))
+    )
 
 
 def _is_author(blocks: list[Block], k: int) -> bool:
@@ -130,10 +158,17 @@ def _is_author(blocks: list[Block], k: int) -> bool:
 
 
 def _opens_article(
-    blocks: list[Block], i: int, head: Head, after: int, current: Head | None, first: bool
+    blocks: list[Block],
+    i: int,
+    head: Head,
+    after: int,
+    current: Head | None,
+    first: bool,
+    digest: bool = False,
 ) -> bool:
     """Whether the head read at `i` opens an article rather than a section of the current one
-    (`current`: the head of the article being read, None before the first or for a brief)."""
+    (`current`: the head of the article being read, None before the first or for a brief;
+    `digest`: whether that article gathers signed pieces, rag.segment._gathers_pieces)."""
     headline = head.headline.text if head.headline else ""
     if first:
         return True
@@ -144,6 +179,9 @@ def _opens_article(
     after_verse = previous.kind == "body" and heads.verse_line(previous.text)
     if after_verse and len(head.blocks()) > 1 + (head.byline is not None):
         return False  # the headline is a later line of these
+    dateline_under = any(heads.dateline_length(b.text) for b in blocks[after : after + 2])
+    if digest and len(head.blocks()) > 1 and not dateline_under:
+        return False  # one more speech of the digest being read: its title, its speaker
     if (
         head.byline
         or heads.PHOTO_MARKER.search(headline)
@@ -160,6 +198,14 @@ def _opens_article(
     # A signed feature (本报记者 吴丽琳, an essay's author) runs on under its section headings;
     # a news report ends where the next headline stands.
     return current is None or current.byline is None
+
+
+def _gathers_pieces(head: Head | None, lines: list[Block]) -> bool:
+    """Whether an article presents what follows as one piece made of several signed ones, in
+    its head or its first two lines (a subtitle too long for a head, the editor's note): a
+    digest of speeches (…研讨会发言摘要), letters or contributions (笔谈, 选登, 摘编)."""
+    opening = (head.blocks() if head else []) + [b for b in lines if b.kind == "body"][:2]
+    return any(heads.DIGEST.search(b.text) for b in opening)
 
 
 def _opens_brief(blocks: list[Block], i: int) -> bool:
@@ -248,10 +294,14 @@ def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Blo
             verse
             and heads.verse_line(b.text)
             and (i + 1 >= len(blocks) or heads.verse_line(blocks[i + 1].text))
+            and not _signed(blocks, i + 1)  # a title and its author's name: the next piece
         )
         read = _read_head(blocks, i) if b.kind == "body" and not verse else None
         current = found[-1][0] if found else None
-        if read is not None and _opens_article(blocks, i, read[0], read[1], current, not seen_text):
+        digest = bool(found) and _gathers_pieces(*found[-1])
+        if read is not None and _opens_article(
+            blocks, i, read[0], read[1], current, not seen_text, digest
+        ):
             head, after = read
             for h in head.blocks():
                 h.kind = "head"

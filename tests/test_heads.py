@@ -102,6 +102,16 @@ def test_a_lead_says_when_early():
     assert not heads.opens_with_time("她说，目前香港投资环境良好。去年１０月香港股市出现动荡。")
 
 
+def test_headline_marks_names_and_digests():
+    assert heads.asks_or_exclaims("环球虎年？（附图片１张）")
+    assert heads.asks_or_exclaims("拜年变了味，当刹！")
+    assert not heads.asks_or_exclaims("他说：好！") and not heads.asks_or_exclaims("真好。真好！")
+    assert heads.is_personal_name("马俊峰") and heads.is_personal_name("南宫品")
+    assert not heads.is_personal_name("旅游摄影") and not heads.is_personal_name("图片新闻")
+    assert heads.DIGEST.search("———联合召开话剧发展研讨会发言摘要")
+    assert heads.DIGEST.search("读者来信选登") and not heads.DIGEST.search("内容摘要")
+
+
 def test_numbers_as_people_type_them_match_as_printed():
     assert set(tokenize("1997年增长56.8%", "bigram")) == set(
         tokenize("１９９７年增长５６．８％", "bigram")

@@ -356,6 +356,76 @@ def test_a_signed_feature_does_not_break_on_a_new_subject():
     assert len(parsed.articles) == 1
 
 
+def test_a_question_or_cry_signed_under_it_is_a_headline():
+    text = (
+        "俄罗斯之湖（油画）\n\n（列维坦）\n\n『诸事不宜』？\n\n邱金华\n\n"
+        "年前，友人赠送一本新年历，设计、印刷均属上乘，大小老虎生气十足，初看时有点爱不释手。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert [a.headline for a in parsed.articles] == ["俄罗斯之湖（油画）", "『诸事不宜』？"]
+    assert parsed.articles[1].byline == "邱金华"
+
+
+def test_a_deck_between_headline_and_author_belongs_to_the_head():
+    text = (
+        "宏观经济理论实证化趋向\n\n郑超愚\n\n"
+        "我国宏观经济理论研究重视实证分析，在理论体系方面取得了长足的进步，这是一个重要课题。\n\n"
+        "关于价值观的学术争鸣\n\n"
+        "改革开放使人们的生活方式发生了巨大变化，社会价值观念也处在急剧的变革之中，讨论十分活跃。\n\n"
+        "马俊峰\n\n"
+        "价值观的本质内容一种观点认为，价值是客体的性质与主体生存发展需要之间的一种满足关系。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    # The second headline would be a section heading of the signed essay above it, but the
+    # author's name two lines under it says it opens an essay of its own.
+    assert [a.headline for a in parsed.articles] == [
+        "宏观经济理论实证化趋向",
+        "关于价值观的学术争鸣",
+    ]
+    assert parsed.articles[1].byline == "马俊峰"
+    assert parsed.articles[1].subtitle.startswith("改革开放")
+
+
+def test_a_short_topic_is_no_author_under_a_deck():
+    text = (
+        "美容美发登门\n\n"
+        "如果你准备参加重要的庆典、隆重的婚礼或去其它正式场合，可以请美容美发师登门服务。\n\n"
+        "旅游摄影\n\n"
+        "摄影师相随，一路走一路拍，最后，一部令新人满意的“新婚行”随之诞生，大家都很满意。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert [(a.headline, a.byline) for a in parsed.articles] == [
+        ("美容美发登门", ""),
+        ("旅游摄影", ""),
+    ]
+
+
+def test_a_poem_ends_where_a_title_and_its_author_stand_over_prose():
+    text = (
+        "春之歌\n\n鄂青子\n\n等着你\n\n我将嘴慢慢张开\n\n悄悄吻湿\n\n"
+        "江峡大道\n\n李舟\n\n在三峡坝区，在长江的岸边，一条宽阔笔直的大道纵贯东西，这就是江峡大道。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert [a.headline for a in parsed.articles] == ["春之歌", "江峡大道"]
+
+
+def test_a_digest_of_speeches_is_one_article():
+    text = (
+        "迎接新世纪铸造新辉煌\n\n"
+        "———人民日报文艺部、光明日报文艺部、求是杂志文教部联合召开话剧发展研讨会发言摘要\n\n"
+        "迎接更辉煌的新世纪\n\n中国文联副主席李默然\n\n"
+        "近一个世纪以来，话剧始终和中国人民反帝、反封建的斗争联系在一起，成为时代的号角。\n\n"
+        "繁荣军事戏剧创作\n\n总政话剧团团长郑振环\n\n"
+        "军旅戏剧作为中国话剧事业的一个重要组成部分，长期以来，在部队建设中发挥了重要作用。\n\n"
+        "伊朗抗议美国侵犯主权\n\n"
+        "新华社德黑兰１月１５日电伊朗外交部今天召见瑞士驻伊朗大使，抗议美国侵犯伊朗主权。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    # Each speech's title and speaker are headings inside the digest; a datelined report ends it.
+    assert [a.headline for a in parsed.articles] == ["迎接新世纪铸造新辉煌", "伊朗抗议美国侵犯主权"]
+    assert coverage(parsed).unaccounted == ()
+
+
 # --- passages: spans, budget, sentences ----------------------------------------------------------
 
 BUDGETS = (16, 32, 64, 128, 256)
