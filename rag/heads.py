@@ -40,6 +40,27 @@ AUTHOR_TITLED = re.compile(
     r"(?:行长|部长|主任|书记|主席|总理|局长|院长|教授|研究员|会长|司长|经理|省长|市长)"
     r"[\u4e00-\u9fff·]{2,6}$"
 )
+# The common surnames (about 200 of the 百家姓), and the compound ones.
+_SURNAMES = set(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+    "苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝"
+    "龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞"
+    "左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕"
+    "屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧"
+    "闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝海"
+)
+_COMPOUND_SURNAMES = {
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "南宫",
+    "皇甫",
+    "令狐",
+    "慕容",
+    "公孙",
+}
 # A photo's credit on its own line: （新华社记者兰红光摄） · （传真照片） · （附图片１张）.
 PHOTO_CREDIT = re.compile(
     r"^（(?:[^（）]{0,40}(?:摄|摄影|摄影报道|照片|传真照片|图片|绘|供图)"
@@ -64,11 +85,34 @@ ARTWORK = re.compile(r"（(?:油画|中国画|国画|书法|漫画|版画|篆刻
 _CLOSING = re.compile(
     r"（(?:[^（）]{0,30}[电稿]|作者[^（）]{0,40}|[\u4e00-\u9fff]{2,12}|据[^（）]{1,20})）$"
 )
+_PHOTO_TEXT = re.compile(r"^(?:图为|压题照片)|（[^（）]*(?:摄|照片|摄影报道)）$")
+# When a news lead says its event happened, within its first 40 characters.
+_LEAD_TIME = re.compile(
+    rf"[{_NUM}]{{1,3}}日|[{_NUM}]{{4}}年|[{_NUM}]{{1,2}}月|近日|日前|最近|近期|年来"
+)
+_LEAD_TIME_WITHIN = 40
+# What follows a report's closing credit and still belongs to it: a second dispatch (又讯), the
+# editor's afterword (编后, 编辑手记, 编者按), the reporter's notes (记者手记).
+AFTERWORD = re.compile(r"^(?:又讯|编后|编辑手记|编者按|记者手记|附[：:])")
+# Brackets that close no report: a date or what opens with one, （一九九七年十二月三十一日） ·
+# （１９９８年１月２２日…会议通过）; a note to the reader, （见下图） · （全文见第四版）; sentences.
+_NOT_A_CREDIT = re.compile(
+    rf"（(?:[{_NUM}]{{2,4}}年|[{_NUM}]{{1,3}}月|见|全文|[^（）]*。)[^（）]*）"
+)
+# A head that gathers several signed pieces into one: …发言摘要 · 笔谈 · 来信选登 · 摘编.
+DIGEST = re.compile(r"(?:发言|讲话|来信|文章)(?:摘要|摘编|选登|选编)|笔谈$")
 # Discourse openers: a short block opening with one is a paragraph, never a headline.
 OPENERS = re.compile(
     r"^(一是|二是|三是|四是|五是|六是|一方面|另一方面|首先|其次|再次|最后|此外|另外|其中|同时|"
     r"与此同时|当前|目前|会议|本报|据悉|据了解|根据|总之|[一二三四五六七八九十]+、|[（(][一二三四五六七八九十0-9]+[)）])"
 )
+
+
+def opens_with_time(text: str) -> bool:
+    """Whether a paragraph's first sentence says when, early, as a news lead does:
+    …１５日上午在加拉加斯开幕 · …近日全面开通 · 七年来，浦东….（A dateline's date is not
+    counted here: rag.heads.dateline_length reads it.)"""
+    return bool(_LEAD_TIME.search(text.split("。", 1)[0][:_LEAD_TIME_WITHIN]))
 
 
 def heading_like(text: str) -> bool:
@@ -92,6 +136,18 @@ def headline_with_comma(text: str) -> bool:
     return len(text) <= MAX_HEADING and text[-1] not in "。！？!?；;：:、…，,"
 
 
+def asks_or_exclaims(text: str) -> bool:
+    """A short line closing on a question or exclamation mark, as a headline may (环球虎年？
+    （附图片１张） · 拜年变了味，当刹！); it is one when a byline stands under it."""
+    text = PHOTO_MARKER.sub("", text)
+    return (
+        bool(text)
+        and len(text) <= MAX_HEADING
+        and text[-1] in "？！?!"
+        and not any(ch in text for ch in "。；;：:")
+    )
+
+
 def verse_line(text: str) -> bool:
     """A line of a poem: short, and not closing a sentence (a comma inside is fine)."""
     return len(text) <= MAX_HEADING and text[-1] not in "。！？!?" and not PHOTO_MARKER.search(text)
@@ -100,6 +156,12 @@ def verse_line(text: str) -> bool:
 def is_byline(text: str) -> bool:
     """A line that only says who wrote the article."""
     return bool(BYLINE_LINE.match(text) or AUTHOR_TITLED.match(text))
+
+
+def is_personal_name(text: str) -> bool:
+    """A bare name that opens with a Chinese surname (马俊峰 · 南宫品), not a short rubric or
+    topic (图片新闻 · 旅游摄影) that is as short."""
+    return is_author_name(text) and (text[0] in _SURNAMES or text[:2] in _COMPOUND_SURNAMES)
 
 
 def is_author_name(text: str) -> bool:
@@ -113,9 +175,27 @@ def dateline_length(text: str) -> int:
     return match.end() if match else 0
 
 
+def is_photo_text(text: str) -> bool:
+    """A photo's caption or credit: 图为… · 压题照片为… · …（新华社记者兰红光摄） ·
+    …（张治平安少兵摄影报道）: the text under a picture, which closes no report."""
+    return bool(PHOTO_CREDIT.match(text) or _PHOTO_TEXT.search(text))
+
+
+def is_credit_line(text: str) -> bool:
+    """A line wholly in brackets that credits the report above it: （通宣） · （作者为…）; not a
+    layout marker （Ａ、Ｂ）, a date or a note (rag.heads._NOT_A_CREDIT)."""
+    return (
+        bool(CLOSING_CREDIT.match(text))
+        and not LAYOUT_MARKER.match(text)
+        and not _NOT_A_CREDIT.fullmatch(text)
+    )
+
+
 def closes_article(text: str) -> bool:
-    """Whether a paragraph ends with the credit that closes a report."""
-    return bool(_CLOSING.search(text))
+    """Whether a paragraph ends with the credit that closes a report (a date in brackets,
+    （一九九七年十二月三十一日）, or a note, （见下图）, closes nothing)."""
+    match = _CLOSING.search(text)
+    return match is not None and not _NOT_A_CREDIT.fullmatch(match.group())
 
 
 _CN_DIGITS = {ch: i for i, ch in enumerate("〇一二三四五六七八九")} | {"零": 0, "○": 0, "两": 2}

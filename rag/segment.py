@@ -19,6 +19,12 @@ END_PUNCT = set("。！？!?…”’」』）)》")
 # A subtitle may hold a comma (向广大职工祝贺新年，对节日坚守岗位的同志们表示慰问) when a
 # dateline follows it; a line this long is a paragraph.
 MAX_SUBTITLE = 60
+# A brief's lead, its first 60 characters, shares at most 2 two-character words with the report
+# above it (a later paragraph of that report names its people and places again).
+_LEAD_WORDS = 60
+_SHARED_WORDS = 2
+# A deck between a headline and its author's name is a paragraph of at most this many characters.
+MAX_DECK = 120
 # Lines this many blank lines apart are not one head: a page's rubric stands apart.
 _WIDE_GAP = 2
 
@@ -74,6 +80,10 @@ def _read_head(blocks: list[Block], i: int) -> tuple[Head, int] | None:
         return None
     if not heads.heading_like(text):
         nxt = next((b for b in blocks[i + 1 : i + 3] if b.kind == "body"), None)
+        if heads.asks_or_exclaims(text) and _signed(blocks, i + 1):
+            # 『诸事不宜』？ · 多点挣钱门路才好！: a question or a cry, signed under it.
+            head = Head(headline=blocks[i], byline=blocks[i + 1])
+            return head, i + 2
         if not (heads.headline_with_comma(text) and nxt and heads.dateline_length(nxt.text)):
             return None
         return Head(headline=blocks[i]), i + 1
@@ -109,10 +119,32 @@ def _read_head(blocks: list[Block], i: int) -> tuple[Head, int] | None:
     ):
         head.subtitle = blocks[after]
         after += 1
+    if (
+        head.subtitle is None
+        and after + 1 < len(blocks)
+        and blocks[after].kind == "body"
+        and heads.MAX_HEADING < len(blocks[after].text) <= MAX_DECK
+        and not heads.dateline_length(blocks[after].text)  # a report's lead, not a deck
+        and heads.is_personal_name(blocks[after + 1].text)
+        and _signed(blocks, after + 1)
+    ):
+        # A theory page's deck (or the lead set as one) between the headline and the author.
+        head.subtitle, head.byline = blocks[after], blocks[after + 1]
+        return head, after + 2
     if after < len(blocks) and (heads.is_byline(blocks[after].text) or _is_author(blocks, after)):
         head.byline = blocks[after]
         after += 1
     return head, after
+
+
+def _signed(blocks: list[Block], k: int) -> bool:
+    """A byline or a bare author's name at `k`, with prose under it (not a poem's next line)."""
+    return (
+        0 < k + 1 < len(blocks)
+        and blocks[k].kind == "body"
+        and (heads.is_byline(blocks[k].text) or heads.is_author_name(blocks[k].text))
+        and (not heads.verse_line(blocks[k + 1].text) or heads.is_photo_text(blocks[k + 1].text))
+    )
 
 
 def _is_author(blocks: list[Block], k: int) -> bool:
@@ -126,10 +158,17 @@ def _is_author(blocks: list[Block], k: int) -> bool:
 
 
 def _opens_article(
-    blocks: list[Block], i: int, head: Head, after: int, current: Head | None, first: bool
+    blocks: list[Block],
+    i: int,
+    head: Head,
+    after: int,
+    current: Head | None,
+    first: bool,
+    digest: bool = False,
 ) -> bool:
     """Whether the head read at `i` opens an article rather than a section of the current one
-    (`current`: the head of the article being read, None before the first or for a brief)."""
+    (`current`: the head of the article being read, None before the first or for a brief;
+    `digest`: whether that article gathers signed pieces, rag.segment._gathers_pieces)."""
     headline = head.headline.text if head.headline else ""
     if first:
         return True
@@ -140,6 +179,9 @@ def _opens_article(
     after_verse = previous.kind == "body" and heads.verse_line(previous.text)
     if after_verse and len(head.blocks()) > 1 + (head.byline is not None):
         return False  # the headline is a later line of these
+    dateline_under = any(heads.dateline_length(b.text) for b in blocks[after : after + 2])
+    if digest and len(head.blocks()) > 1 and not dateline_under:
+        return False  # one more speech of the digest being read: its title, its speaker
     if (
         head.byline
         or heads.PHOTO_MARKER.search(headline)
@@ -158,17 +200,67 @@ def _opens_article(
     return current is None or current.byline is None
 
 
+def _gathers_pieces(head: Head | None, lines: list[Block]) -> bool:
+    """Whether an article presents what follows as one piece made of several signed ones, in
+    its head or its first two lines (a subtitle too long for a head, the editor's note): a
+    digest of speeches (…研讨会发言摘要), letters or contributions (笔谈, 选登, 摘编)."""
+    opening = (head.blocks() if head else []) + [b for b in lines if b.kind == "body"][:2]
+    return any(heads.DIGEST.search(b.text) for b in opening)
+
+
 def _opens_brief(blocks: list[Block], i: int) -> bool:
     """A brief has no headline: it opens with 本报讯, or with any dateline once the report
     before has closed with its author's credit. (A second dateline under one headline is
     another dispatch of the same article.)"""
     text = blocks[i].text
-    if not heads.dateline_length(text) or i == 0 or blocks[i - 1].kind == "head":
+    if i == 0 or blocks[i - 1].kind == "head" or heads.AFTERWORD.match(text):
         return False
     previous = blocks[i - 1].text
-    photo = previous.endswith(("摄）", "照片）")) or bool(heads.PHOTO_CREDIT.match(previous))
-    closed = bool(heads.CLOSING_CREDIT.match(previous)) or heads.closes_article(previous)
-    return text.startswith("本报讯") or (closed and not photo)
+    photo = heads.is_photo_text(previous)
+    closed = heads.closes_article(previous) or heads.is_credit_line(previous)
+    if heads.dateline_length(text):
+        return text.startswith("本报讯") or (closed and not photo)
+    # A brief without a dateline opens after the credit that closed the report before it: a
+    # line of its own or a paragraph's last words after its last sentence (an author's line,
+    # 罗理诚（哈尼族）, is no report; a salutation, 图片：, too short to be a brief).
+    credited = heads.is_credit_line(previous) or (
+        heads.closes_article(previous)
+        and len(previous) > heads.MAX_HEADING
+        and previous[previous.rindex("（") - 1] in END_PUNCT
+    )
+    return credited and not photo and len(text) > heads.MAX_HEADING
+
+
+def _words(text: str) -> set[str]:
+    """The two-character runs of Chinese in `text`: what a paragraph names, for comparing."""
+    runs = re.findall(r"[\u4e00-\u9fff]{2,}", text)
+    return {run[k : k + 2] for run in runs for k in range(len(run) - 1)}
+
+
+def _opens_new_subject(head: Head | None, lines: list[Block], b: Block) -> bool:
+    """A brief without headline, dateline or credit before it (international and economic
+    briefs printed one after another under a report): in a news report (a brief, a photo or a
+    datelined article), a paragraph that opens as a lead of its own, saying when early in its
+    first sentence, and names nothing of the headline and next to nothing of the report so
+    far."""
+    body = [x for x in lines if x.kind == "body"]
+    if not body or body[-1] is not lines[-1] or body[-1].dangling:
+        return False
+    if heads.is_photo_text(body[-1].text):
+        return False  # the text under a feature's photo, before the feature's own text
+    headline = head.headline.text if head and head.headline else ""
+    news = (
+        head is None
+        or bool(heads.dateline_length(body[0].text))
+        or headline.endswith(("（图片）", "（照片）"))
+    )
+    if not news or len(b.text) <= heads.MAX_HEADING or not heads.opens_with_time(b.text):
+        return False
+    if heads.OPENERS.match(b.text) or heads.AFTERWORD.match(b.text):
+        return False
+    named = _words(b.text[:_LEAD_WORDS])
+    said = set().union(*(_words(x.text) for x in body))
+    return not (_words(b.text) & _words(headline)) and len(named & said) <= _SHARED_WORDS
 
 
 def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Block]]], list[Label]]:
@@ -202,10 +294,14 @@ def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Blo
             verse
             and heads.verse_line(b.text)
             and (i + 1 >= len(blocks) or heads.verse_line(blocks[i + 1].text))
+            and not _signed(blocks, i + 1)  # a title and its author's name: the next piece
         )
         read = _read_head(blocks, i) if b.kind == "body" and not verse else None
         current = found[-1][0] if found else None
-        if read is not None and _opens_article(blocks, i, read[0], read[1], current, not seen_text):
+        digest = bool(found) and _gathers_pieces(*found[-1])
+        if read is not None and _opens_article(
+            blocks, i, read[0], read[1], current, not seen_text, digest
+        ):
             head, after = read
             for h in head.blocks():
                 h.kind = "head"
@@ -219,7 +315,10 @@ def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Blo
             i = after
             continue
         # A brief opens with its dateline and has no headline: 本报讯… after the last one.
-        if not found or (b.kind == "body" and _opens_brief(blocks, i)):
+        if not found or (
+            b.kind == "body"
+            and (_opens_brief(blocks, i) or _opens_new_subject(found[-1][0], found[-1][1], b))
+        ):
             found.append((None, []))
         found[-1][1].append(b)
         seen_text = True

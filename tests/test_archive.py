@@ -19,9 +19,14 @@ from rag.structure import parse_bulletin
 from tests.conftest import BULLETIN, REPO
 
 LABELLED = REPO / "eval" / "archive_articles.jsonl"
-# Measured on the labelled pages when this test was written (precision 0.921, recall 0.879):
-# a floor against regressions, short of the 0.95 the archive issue asks for (see eval/README.md).
-BOUNDARY_FLOOR = 0.87
+# Measured on the labelled (tuning) pages: precision 0.921, recall 0.879 when this test was
+# written; 0.964 / 0.950 with the rules for briefs, signed heads and digests (eval/README.md).
+BOUNDARY_FLOOR = 0.95
+# Six more pages labelled before those rules were written and never tuned on: precision 0.917,
+# recall 0.973 (0.912 / 0.920 before).
+HELDOUT = REPO / "eval" / "archive_articles_heldout.jsonl"
+HELDOUT_PRECISION_FLOOR = 0.91
+HELDOUT_RECALL_FLOOR = 0.97
 
 
 def _converter():
@@ -87,16 +92,33 @@ def test_a_daily_paper_has_thousands_of_articles(archive):
     assert december and all(a.date.startswith("1997-12") for a in december)
 
 
-def test_article_boundaries_on_the_labelled_pages(archive_dir):
-    rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) >= 12
+def _boundary_scores(archive_dir: Path, labels: Path) -> tuple[float, float]:
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 6
     found, labelled = [], []
     for row in rows:
         parsed = parse_bulletin(load_bulletin(archive_dir / row["file"], archive_dir))
         found.append({a.span.start for a in parsed.articles})
         labelled.append({a["start"] for a in row["articles"]})
-    precision, recall = boundary_scores(found, labelled)
+    return boundary_scores(found, labelled)
+
+
+def test_article_boundaries_on_the_labelled_pages(archive_dir):
+    precision, recall = _boundary_scores(archive_dir, LABELLED)
     assert precision >= BOUNDARY_FLOOR and recall >= BOUNDARY_FLOOR, (precision, recall)
+
+
+def test_article_boundaries_on_the_held_out_pages(archive_dir):
+    tuned = {json.loads(line)["file"] for line in LABELLED.read_text(encoding="utf-8").splitlines()}
+    held_out = [
+        json.loads(line)["file"] for line in HELDOUT.read_text(encoding="utf-8").splitlines()
+    ]
+    assert not tuned & set(held_out)
+    precision, recall = _boundary_scores(archive_dir, HELDOUT)
+    assert precision >= HELDOUT_PRECISION_FLOOR and recall >= HELDOUT_RECALL_FLOOR, (
+        precision,
+        recall,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,49 @@ def test_lines_by_role():
     assert heads.LAYOUT_MARKER.match("＊＊＊") and heads.LAYOUT_MARKER.match("（Ａ、Ｂ）")
 
 
+def test_credits_and_what_only_looks_like_one():
+    assert heads.is_credit_line("（通宣）") and heads.is_credit_line(
+        "（作者为国家审计署办公厅主任）"
+    )
+    for not_credit in (
+        "（Ａ、Ｂ）",
+        "（一九九七年十二月三十一日）",
+        "（全文见第四版）",
+        "（见下图）",
+    ):
+        assert not heads.is_credit_line(not_credit), not_credit
+    assert not heads.is_credit_line("（１９９８年１月２２日政协第八届全国委员会常务委员会通过）")
+    assert not heads.is_credit_line("（２９岁的田泳是重庆市人。毕业后南下深圳工作至今。）")
+    assert not heads.closes_article("并签上了自己的名字。（见下图）")
+    assert heads.closes_article("拍卖业正在逐步走向规范。（马丹妮）")
+
+
+def test_photo_text():
+    assert heads.is_photo_text("图为满载港澳货物的货船通过船闸驶往南宁。")
+    assert heads.is_photo_text("压题照片为哥斯达黎加咖啡园。（本报加拉加斯电）")
+    assert heads.is_photo_text("邓风华领回光荣牌时的情景。（张治平安少兵摄影报道）")
+    assert not heads.is_photo_text("拍卖业正在逐步走向规范。（马丹妮）")
+
+
+def test_a_lead_says_when_early():
+    assert heads.opens_with_time("第三届美洲国家能源部长会议１５日上午在委内瑞拉首都开幕。")
+    assert heads.opens_with_time(
+        "北京城市合作银行综合业务网络系统中的储蓄通存通兑系统近日全面开通。"
+    )
+    assert heads.opens_with_time("七年来，浦东版图面积扩大了十一平方公里。")
+    assert not heads.opens_with_time("她说，目前香港投资环境良好。去年１０月香港股市出现动荡。")
+
+
+def test_headline_marks_names_and_digests():
+    assert heads.asks_or_exclaims("环球虎年？（附图片１张）")
+    assert heads.asks_or_exclaims("拜年变了味，当刹！")
+    assert not heads.asks_or_exclaims("他说：好！") and not heads.asks_or_exclaims("真好。真好！")
+    assert heads.is_personal_name("马俊峰") and heads.is_personal_name("南宫品")
+    assert not heads.is_personal_name("旅游摄影") and not heads.is_personal_name("图片新闻")
+    assert heads.DIGEST.search("———联合召开话剧发展研讨会发言摘要")
+    assert heads.DIGEST.search("读者来信选登") and not heads.DIGEST.search("内容摘要")
+
+
 def test_numbers_as_people_type_them_match_as_printed():
     assert set(tokenize("1997年增长56.8%", "bigram")) == set(
         tokenize("１９９７年增长５６．８％", "bigram")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.accounting import coverage
 from rag.chunk import split_sentences
 from rag.documents import Bulletin, ParsedBulletin, Passage, Span
 from rag.index import passages_of
@@ -292,6 +293,137 @@ def test_byline_alone_on_its_line():
     (article,) = parsed.articles
     assert article.byline == "本报讯"
     assert [p.text.split("\n")[-1][:5] for p in article.paragraphs] == ["3月5日，"]
+
+
+def test_a_brief_without_dateline_opens_after_the_credit_closing_the_report_before():
+    text = (
+        "翰海秋拍成交额超九千万\n\n"
+        "历时４天的翰海秋季拍卖会总成交额９２９３万元，行家认为，"
+        "国内拍卖业正在逐步走向规范。（马丹妮）\n\n"
+        "北京华通包装材料公司推出纸浆模塑生产线，由制浆、成型、消毒等系统组成，"
+        "日产１０万件，所生产的纸制餐具无毒无味。\n\n"
+        "（通宣）\n\n"
+        "湖北省矿产开发总公司研制的新型铸造涂料日前通过国家鉴定，"
+        "鉴定委员会认为，它可提高铸件一级成品率。\n\n"
+        "编后：这样的好产品多些才好，消费者盼着更多企业把质量放在第一位，不要只顾眼前。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    # The afterword (编后) after the last credit is the last brief's, not a brief of its own.
+    assert [a.paragraphs[-1].text[:4] for a in parsed.articles] == [
+        "翰海秋拍",
+        "北京华通",
+        "编后：这",
+    ]
+    assert [len(a.paragraphs) for a in parsed.articles] == [1, 1, 2]
+    assert [a.headline for a in parsed.articles] == ["翰海秋拍成交额超九千万", "", ""]
+    assert coverage(parsed).unaccounted == ()
+
+
+def test_a_bracketed_date_or_note_closes_no_report():
+    text = (
+        "新年讲话\n\n（一九九七年十二月三十一日）\n\n"
+        "１２月３１日，国家主席发表１９９８年新年讲话，祝全国各族人民新年快乐，万事如意。\n\n"
+        "他在讲话上用英文写下了祝福，并签上了自己的名字，大家都很高兴。（见下图）\n\n"
+        "安南１２月３１日说，对新的一年即将降生的中国小老虎们，他要表示特别的欢迎和祝贺。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert len(parsed.articles) == 1
+
+
+def test_a_brief_that_names_a_new_subject_opens_its_own_article():
+    text = (
+        "叶利钦重申不谋求连任\n\n"
+        "本报莫斯科１月３０日电俄罗斯总统叶利钦今天再次重申，他将不参与２０００年总统大选。\n\n"
+        "叶利钦１９９７年９月１日曾表示，他不打算在２０００年大选中谋求连任总统，此后多次重申。\n\n"
+        "日本首相桥本龙太郎３０日晚正式任命众议院预算委员会委员长松永光为大藏大臣，接替三博。\n\n"
+        "纽约股市２９日连续第四个交易日攀升，道琼斯３０种工业股票平均价格指数上升５７点，"
+        "终盘收于７９７３点。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    # The second paragraph names 叶利钦 again: the same report. The next two name nothing of
+    # it and say when at once: two briefs printed without headline.
+    assert [len(a.paragraphs) for a in parsed.articles] == [2, 1, 1]
+    assert [a.paragraphs[0].text[:4] for a in parsed.articles[1:]] == ["日本首相", "纽约股市"]
+
+
+def test_a_signed_feature_does_not_break_on_a_new_subject():
+    text = (
+        "独联体：生存还是灭亡\n\n本报驻俄罗斯记者许宏治\n\n"
+        "去年年底，俄罗斯外交部长普里马科夫在对一年来俄外交工作进行总结时指出了方向。\n\n"
+        "乌克兰总统库奇马１２月２０日在基辅表示，乌方愿意参加经济联盟，但反对政治一体化。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert len(parsed.articles) == 1
+
+
+def test_a_question_or_cry_signed_under_it_is_a_headline():
+    text = (
+        "俄罗斯之湖（油画）\n\n（列维坦）\n\n『诸事不宜』？\n\n邱金华\n\n"
+        "年前，友人赠送一本新年历，设计、印刷均属上乘，大小老虎生气十足，初看时有点爱不释手。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert [a.headline for a in parsed.articles] == ["俄罗斯之湖（油画）", "『诸事不宜』？"]
+    assert parsed.articles[1].byline == "邱金华"
+
+
+def test_a_deck_between_headline_and_author_belongs_to_the_head():
+    text = (
+        "宏观经济理论实证化趋向\n\n郑超愚\n\n"
+        "我国宏观经济理论研究重视实证分析，在理论体系方面取得了长足的进步，这是一个重要课题。\n\n"
+        "关于价值观的学术争鸣\n\n"
+        "改革开放使人们的生活方式发生了巨大变化，社会价值观念也处在急剧的变革之中，讨论十分活跃。\n\n"
+        "马俊峰\n\n"
+        "价值观的本质内容一种观点认为，价值是客体的性质与主体生存发展需要之间的一种满足关系。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    # The second headline would be a section heading of the signed essay above it, but the
+    # author's name two lines under it says it opens an essay of its own.
+    assert [a.headline for a in parsed.articles] == [
+        "宏观经济理论实证化趋向",
+        "关于价值观的学术争鸣",
+    ]
+    assert parsed.articles[1].byline == "马俊峰"
+    assert parsed.articles[1].subtitle.startswith("改革开放")
+
+
+def test_a_short_topic_is_no_author_under_a_deck():
+    text = (
+        "美容美发登门\n\n"
+        "如果你准备参加重要的庆典、隆重的婚礼或去其它正式场合，可以请美容美发师登门服务。\n\n"
+        "旅游摄影\n\n"
+        "摄影师相随，一路走一路拍，最后，一部令新人满意的“新婚行”随之诞生，大家都很满意。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert [(a.headline, a.byline) for a in parsed.articles] == [
+        ("美容美发登门", ""),
+        ("旅游摄影", ""),
+    ]
+
+
+def test_a_poem_ends_where_a_title_and_its_author_stand_over_prose():
+    text = (
+        "春之歌\n\n鄂青子\n\n等着你\n\n我将嘴慢慢张开\n\n悄悄吻湿\n\n"
+        "江峡大道\n\n李舟\n\n在三峡坝区，在长江的岸边，一条宽阔笔直的大道纵贯东西，这就是江峡大道。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    assert [a.headline for a in parsed.articles] == ["春之歌", "江峡大道"]
+
+
+def test_a_digest_of_speeches_is_one_article():
+    text = (
+        "迎接新世纪铸造新辉煌\n\n"
+        "———人民日报文艺部、光明日报文艺部、求是杂志文教部联合召开话剧发展研讨会发言摘要\n\n"
+        "迎接更辉煌的新世纪\n\n中国文联副主席李默然\n\n"
+        "近一个世纪以来，话剧始终和中国人民反帝、反封建的斗争联系在一起，成为时代的号角。\n\n"
+        "繁荣军事戏剧创作\n\n总政话剧团团长郑振环\n\n"
+        "军旅戏剧作为中国话剧事业的一个重要组成部分，长期以来，在部队建设中发挥了重要作用。\n\n"
+        "伊朗抗议美国侵犯主权\n\n"
+        "新华社德黑兰１月１５日电伊朗外交部今天召见瑞士驻伊朗大使，抗议美国侵犯伊朗主权。\n"
+    )
+    parsed = parse_bulletin(_synthetic(text, date="1998-01"))
+    # Each speech's title and speaker are headings inside the digest; a datelined report ends it.
+    assert [a.headline for a in parsed.articles] == ["迎接新世纪铸造新辉煌", "伊朗抗议美国侵犯主权"]
+    assert coverage(parsed).unaccounted == ()
 
 
 # --- passages: spans, budget, sentences ----------------------------------------------------------
