@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.mode import MODES
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,16 +109,21 @@ def open_retriever(settings: Settings, *, build_if_missing: bool):
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import json
+    import time
 
-    from rag.retrieve import QueryError, answer_json, citation_line
+    from rag.response import search_response
+    from rag.retrieve import QueryError, citation_line
 
     retriever = open_retriever(settings, build_if_missing=True)
+    started = time.perf_counter()
     try:
         answer = retriever.answer(args.question, k=args.k, mode=args.mode)
     except QueryError as exc:
         raise UserError(str(exc)) from exc
     if args.json:
-        print(json.dumps(answer_json(args.question, answer), ensure_ascii=False, indent=2))
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
+        body = search_response(args.question, answer, took_ms).model_dump(mode="json")
+        print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
     if not answer.answerable:
         print(f"({answer.message})\n")
@@ -274,7 +280,6 @@ def _compare_sets(paths: Sequence[str], mode: str | None, settings: Settings) ->
 def _compare_modes(questions: list[Question], settings: Settings) -> int:
     """Every search mode side by side on the same questions and index."""
     from rag.evaluate import CATEGORIES, local_search, run_eval
-    from rag.retrieve import MODES
 
     retriever = open_retriever(settings, build_if_missing=True)
     texts = retriever.passage_texts
@@ -328,9 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", type=int, default=5, choices=range(1, 51), metavar="N", help="results (1-50)"
     )
     ask.add_argument("--json", action="store_true", help="print the HTTP API's JSON shape")
-    ask.add_argument(
-        "--mode", choices=("dense", "lexical", "hybrid"), help="default: RAG_SEARCH_MODE (hybrid)"
-    )
+    ask.add_argument("--mode", choices=MODES, help="default: RAG_SEARCH_MODE (hybrid)")
     ask.set_defaults(func=cmd_ask)
 
     inspect = sub.add_parser("inspect", help="show what the bulletins were parsed into")
@@ -351,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a questions file (default: eval/questions.jsonl); given more than once, the sets "
         "are compared side by side on the same index",
     )
-    evaluate.add_argument("--mode", choices=("dense", "lexical", "hybrid"))
+    evaluate.add_argument("--mode", choices=MODES)
     evaluate.add_argument(
         "--modes", action="store_true", help="every search mode side by side (in-process)"
     )

@@ -105,7 +105,7 @@ def test_ask_json_shape(cli, capsys):
     code, out, err = _run(capsys, "ask", "北京商业航天发展目标", "--json", "-k", "3")
     assert code == 0, err
     body = json.loads(out)
-    assert set(body) == {"query", "answerable", "message", "results"}
+    assert set(body) == {"query", "took_ms", "answerable", "message", "results"}
     assert body["query"] == "北京商业航天发展目标"
     assert [r["rank"] for r in body["results"]] == [1, 2, 3]
     text = BULLETIN.read_text(encoding="utf-8")
