@@ -12,6 +12,7 @@ from api.deps import CurrentRetriever, KeyChecked, State
 from api.errors import ApiError
 from api.schemas import EXAMPLE_QUERY, ISO_DATE, ErrorResponse, SearchFilters, SearchRequest
 from rag.mode import MODES, as_mode
+from rag.pipeline import PipelineError
 from rag.response import SearchResponse, search_response
 from rag.retrieve import Filters, QueryError, Retriever
 from rag.settings import Settings
@@ -136,11 +137,9 @@ def info(retriever: CurrentRetriever) -> dict[str, Any]:
 @router.post("/v1/admin/reload", responses=ERRORS, dependencies=[KeyChecked])
 def reload(state: State) -> dict[str, Any]:
     """Load the index as it is now on disk and swap it in without a restart."""
-    from rag.index import IndexUnusable
-
     try:
         fresh = state.reload()
-    except IndexUnusable as exc:
+    except PipelineError as exc:
         raise ApiError(
             409, "index_unusable", f"{exc}; the previous index stays in service"
         ) from exc

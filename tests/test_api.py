@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.index import build_index, load_index
+from rag.index import build_index
 from rag.load import load_bulletins
+from rag.pipeline import open_retriever
 from rag.retrieve import Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server, shared_glossary
@@ -37,8 +38,13 @@ NO_FLOORS = {"answer_floor_zh": 0.0, "answer_floor_en": 0.0}
 
 
 def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    index = load_index(settings, model_id=FakeEmbedder.model_id, dim=FakeEmbedder.dim)
-    return Retriever.from_settings(FakeEmbedder(), index, settings, shared_glossary())
+    """The service's loading, with the fake embedder (kept on reload) and the shared glossary."""
+    return open_retriever(
+        settings,
+        build_if_missing=False,
+        embedder=previous.embedder if previous else FakeEmbedder(),
+        glossary=shared_glossary(),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -238,3 +238,27 @@ def test_ask_undecodable_bytes_is_a_user_error(cli, capsys):
     # A shell passes bytes that are not UTF-8 as lone surrogates (surrogateescape).
     code, _, err = _run(capsys, "ask", "\udcff\udcfe北京")
     assert code == 2 and "not valid Unicode" in err
+
+
+def test_every_pipeline_failure_has_an_exit_status():
+    from rag.cli import EXIT_STATUS
+    from rag.pipeline import PipelineError
+
+    assert set(PipelineError.__subclasses__()) <= set(EXIT_STATUS)
+
+
+def test_ask_on_a_stale_index_says_to_rebuild(cli, capsys, monkeypatch):
+    assert _run(capsys, "index")[0] == 0
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "128")
+    code, out, err = _run(capsys, "ask", "光伏产业")
+    assert code == 3 and out == ""
+    assert err.startswith("rag: the index at ") and "rebuild it with `rag index`" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_ask_on_a_damaged_index_says_to_rebuild(cli, capsys):
+    assert _run(capsys, "index")[0] == 0
+    (cli / "current" / "vectors.npy").write_bytes(b"\x93NUMPY")
+    code, out, err = _run(capsys, "ask", "光伏产业")
+    assert code == 3 and out == ""
+    assert "cannot be read" in err and "rag index" in err and "Traceback" not in err
