@@ -15,6 +15,7 @@ from api.errors import error_response, install_error_handlers
 from api.routes import router
 from api.state import RetrieverLoader, ServiceState, default_loader
 from api.widget import router as widget_router
+from rag.pipeline import PipelineError
 from rag.settings import Settings
 
 
@@ -73,6 +74,37 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class StartupFailure:
+    """Report a start-up the user can mend (no index, a stale one, no model) as its one-line
+    message, where Starlette would hand the server a traceback of its lifespan to log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def sending(message: Message) -> None:
+            # Held back until the failure is known: Starlette sends it, then raises.
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except PipelineError as exc:
+            line = f"the service cannot start: {exc}"
+            await send({"type": "lifespan.startup.failed", "message": line})
+        except BaseException:
+            for failure in held:
+                await send(failure)
+            raise
+
+
 def create_app(settings: Settings | None = None, load: RetrieverLoader = default_loader) -> FastAPI:
     """The service; `load` builds the retriever (tests pass one with a fake embedder)."""
     settings = settings or Settings()
@@ -103,4 +135,5 @@ def create_app(settings: Settings | None = None, load: RetrieverLoader = default
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(StartupFailure)
     return app

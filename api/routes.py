@@ -10,15 +10,11 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentRetriever, KeyChecked, State
 from api.errors import ApiError
-from api.schemas import (
-    EXAMPLE_QUERY,
-    ISO_DATE,
-    ErrorResponse,
-    SearchFilters,
-    SearchRequest,
-    SearchResponse,
-)
-from rag.retrieve import MODES, Filters, QueryError, Retriever, answer_json
+from api.schemas import EXAMPLE_QUERY, ISO_DATE, ErrorResponse, SearchFilters, SearchRequest
+from rag.mode import MODES, as_mode
+from rag.pipeline import PipelineError
+from rag.response import SearchResponse, search_response
+from rag.retrieve import Filters, QueryError, Retriever
 from rag.settings import Settings
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -34,7 +30,7 @@ def _search(
     top_k: int,
     filters: SearchFilters | None,
     mode: str | None,
-) -> dict[str, Any]:
+) -> SearchResponse:
     started = time.perf_counter()
     query = query.strip()
     if not query:
@@ -45,19 +41,21 @@ def _search(
             "query_too_long",
             f"the query has {len(query)} characters; the limit is {settings.max_query_chars}",
         )
-    if mode is not None and mode not in MODES:
-        raise ApiError(422, "invalid_field", f"'mode' must be one of {', '.join(MODES)}")
+    try:
+        chosen = None if mode is None else as_mode(mode)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_field", f"'mode' {exc}") from exc
     try:
         answer = retriever.answer(
             query,
             k=top_k,
             filters=Filters(**filters.model_dump()) if filters else None,
-            mode=mode,
+            mode=chosen,
         )
     except QueryError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from exc
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return {"took_ms": took_ms, **answer_json(query, answer)}
+    return search_response(query, answer, took_ms)
 
 
 @router.post(
@@ -65,7 +63,7 @@ def _search(
 )
 def search(
     body: SearchRequest, request: Request, retriever: CurrentRetriever, state: State
-) -> dict[str, Any]:
+) -> SearchResponse:
     """Ranked passages that answer the question, each with its citation."""
     return _search(retriever, state.settings, body.query, body.top_k, body.filters, body.mode)
 
@@ -78,13 +76,13 @@ def search_get(
     state: State,
     q: str = Query(description="the question", examples=[EXAMPLE_QUERY]),
     top_k: int = Query(5, ge=1, le=50),
-    mode: str | None = Query(None, description="dense, lexical or hybrid"),
+    mode: str | None = Query(None, description=", ".join(MODES)),
     region: str | None = Query(None, description="only articles about this region"),
     doc_id: str | None = Query(None, description="only this bulletin"),
     article: int | None = Query(None, ge=1, description="only this article of the bulletin"),
     date_from: str | None = Query(None, pattern=ISO_DATE, description="ISO date, inclusive"),
     date_to: str | None = Query(None, pattern=ISO_DATE, description="ISO date, inclusive"),
-) -> dict[str, Any]:
+) -> SearchResponse:
     """The same search for curl and the browser: /v1/search?q=…&top_k=…&region=…"""
     given = {
         "region": region,
@@ -139,11 +137,9 @@ def info(retriever: CurrentRetriever) -> dict[str, Any]:
 @router.post("/v1/admin/reload", responses=ERRORS, dependencies=[KeyChecked])
 def reload(state: State) -> dict[str, Any]:
     """Load the index as it is now on disk and swap it in without a restart."""
-    from rag.index import IndexUnusable
-
     try:
         fresh = state.reload()
-    except IndexUnusable as exc:
+    except PipelineError as exc:
         raise ApiError(
             409, "index_unusable", f"{exc}; the previous index stays in service"
         ) from exc

@@ -1,10 +1,15 @@
-"""Request and response shapes of the HTTP API. Field names are stable: clients depend on them."""
+"""Request and error shapes of the HTTP API. Field names are stable: clients depend on them.
+
+The search response is rag/response.py's, shared with `rag ask --json`.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EXAMPLE_QUERY = "北京商业航天2028目标是什么"
+from rag.mode import MODES
+from rag.response import EXAMPLE_QUERY
+
 # A year, a month or a day: filters compare dates as ISO prefixes.
 ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
@@ -41,59 +46,9 @@ class SearchRequest(BaseModel):
     query: str = Field(description="the question, Chinese or English", examples=[EXAMPLE_QUERY])
     top_k: int = Field(5, ge=1, le=50, description="how many passages to return")
     filters: SearchFilters | None = None
-    mode: str | None = Field(None, description="dense, lexical or hybrid (default: the service's)")
-
-
-class SpanOut(BaseModel):
-    start: int = Field(description="code-point offset into the source text, inclusive")
-    end: int = Field(description="code-point offset into the source text, exclusive")
-
-
-class Citation(BaseModel):
-    doc_id: str = Field(examples=["000_a1e9ce7368794dc6"])
-    source: str = Field(
-        description="path relative to the project root",
-        examples=["corpus/000_a1e9ce7368794dc6.txt"],
-    )
-    headline: str = Field(examples=["北京将建设具有全球影响力的商业航天创新发展高地"])
-    section: str = Field(description="sub-heading, empty for an article's lead")
-    paragraph: int = Field(description="paragraph number within the article (¶n)", examples=[2])
-    spans: list[SpanOut] = Field(
-        description="where the words are in the source; several when a cut paragraph was joined"
-    )
-
-
-class Result(BaseModel):
-    rank: int = Field(examples=[1])
-    score: float = Field(examples=[0.93])
-    text: str = Field(
-        description="the bulletin's own words",
-        examples=["《方案》明确，到2028年，北京商业航天创新能力显著增强，产业能级明显提升。"],
-    )
-    highlights: list[SpanOut] = Field(description="the answering sentence: offsets into `text`")
-    citation: Citation
-    duplicates: list[Citation] = Field(
-        default_factory=list,
-        description="the same text elsewhere (a pull quote, another bulletin), collapsed into "
-        "this result",
-    )
-
-
-class SearchResponse(BaseModel):
-    query: str = Field(examples=[EXAMPLE_QUERY])
-    took_ms: float = Field(description="time spent answering, in milliseconds")
-    answerable: bool = Field(
-        description="false when the bulletins do not answer the question; `results` then holds "
-        "the nearest passages, which should not be shown as an answer (none when the filters "
-        "admit no passage or the question names nothing to search for)"
-    )
-    message: str | None = Field(
-        None,
-        description="why the question was judged unanswerable, in the question's language "
-        "(in both when it has neither Chinese nor English words)",
-        examples=[None, "公报中没有关于上海的内容。"],
-    )
-    results: list[Result]
+    # Checked by the route rather than typed as a Mode, so a wrong mode gets the API's own
+    # message ("'mode' must be one of …"), as it always has.
+    mode: str | None = Field(None, description=f"{', '.join(MODES)} (default: the service's)")
 
 
 class ErrorBody(BaseModel):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rag.pipeline import open_retriever
 from rag.retrieve import Retriever
 from rag.settings import Settings
 
-# Builds a retriever (model + index); the service calls it at start-up and on reload.
+# Builds a retriever (model + index); the service calls it at start-up and on reload. It raises
+# rag.pipeline's errors, which the service reports as one line (start-up) or a 409 (reload).
 RetrieverLoader = Callable[[Settings, Retriever | None], Retriever]
 
 
@@ -32,14 +35,31 @@ class ServiceState:
             return fresh
 
 
-def default_loader(settings: Settings, previous: Retriever | None) -> Retriever:
-    """The real model and index; on reload the loaded model and glossary are kept and only the
-    index is read."""
-    from rag.cli import open_retriever
-    from rag.index import load_index
+def _to_stderr(note: str) -> None:
+    # Where `rag serve` has always said it is building a missing index: the server's own console.
+    print(note, file=sys.stderr)
 
-    if previous is None:
-        return open_retriever(settings, build_if_missing=True)
-    embedder = previous.embedder
-    index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
-    return Retriever.from_settings(embedder, index, settings, glossary=previous.glossary)
+
+def service_loader(*, build_if_missing: bool = True) -> RetrieverLoader:
+    """The real model and index (rag.pipeline); on reload the loaded model and glossary are kept
+    and only the index is read, never built."""
+
+    def load(settings: Settings, previous: Retriever | None) -> Retriever:
+        if previous is None:
+            return open_retriever(
+                settings,
+                build_if_missing=build_if_missing,
+                show_progress=sys.stderr.isatty(),
+                say=_to_stderr,
+            )
+        return open_retriever(
+            settings,
+            build_if_missing=False,
+            embedder=previous.embedder,
+            glossary=previous.glossary,
+        )
+
+    return load
+
+
+default_loader = service_loader()

@@ -13,8 +13,8 @@ import argparse
 import itertools
 from pathlib import Path
 
-from rag.cli import open_retriever
 from rag.evaluate import load_questions, local_search, run_eval
+from rag.pipeline import open_retriever
 from rag.retrieve import Retriever
 from rag.settings import Settings
 

@@ -1,6 +1,7 @@
 """The `rag` command: build the model, index bulletins, ask questions, inspect, serve, evaluate.
 
-Heavy libraries are imported inside each command, so `rag --help` answers instantly.
+Heavy libraries are imported inside each command, so `rag --help` answers instantly. The one
+place where failures become exit statuses (`EXIT_STATUS`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,40 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.mode import MODES
+from rag.pipeline import (
+    CorpusUnusable,
+    IndexDamaged,
+    IndexMissing,
+    IndexStale,
+    ModelUnavailable,
+    PipelineError,
+    build,
+    load_model,
+    open_retriever,
+    read_bulletins,
+)
 from rag.settings import Settings
 
 if TYPE_CHECKING:
     from rag.evaluate import Question
+    from rag.retrieve import Retriever
 
 
 class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
+    """A problem with what was asked (an option, a file, a question); printed as one line."""
+
+
+# Each failure a user can fix, printed as one line with this status: 2 for what was asked,
+# 3 for the index (`rag index` mends it), 4 for the model. Scripts can tell them apart.
+EXIT_STATUS: dict[type[Exception], int] = {
+    UserError: 2,
+    CorpusUnusable: 2,
+    IndexMissing: 3,
+    IndexStale: 3,
+    IndexDamaged: 3,
+    ModelUnavailable: 4,
+}
 
 
 def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,30 +72,23 @@ def cmd_model_path(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _bulletins(paths: Sequence[str], settings: Settings):
-    from rag.load import BulletinError, load_bulletins
+def _open_retriever(settings: Settings) -> Retriever:
+    """The model and the index, building the index first when there is none yet."""
 
-    targets = [Path(p) for p in paths] or [settings.corpus_path]
-    try:
-        return load_bulletins(targets, settings.root)
-    except BulletinError as exc:
-        raise UserError(str(exc)) from exc
+    def say(note: str) -> None:
+        print(note, file=sys.stderr)
 
-
-def _build(bulletins, embedder, settings: Settings):
-    from rag.index import IndexUnusable, build_index
-
-    try:
-        return build_index(bulletins, embedder, settings, show_progress=sys.stderr.isatty())
-    except IndexUnusable as exc:
-        raise UserError(str(exc)) from exc
+    return open_retriever(
+        settings, build_if_missing=True, show_progress=sys.stderr.isatty(), say=say
+    )
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.embed import load_embedder
-
-    bulletins = _bulletins(args.paths, settings)  # refuse bad input before anything is written
-    report = _build(bulletins, load_embedder(settings, show_progress=True), settings)
+    bulletins = read_bulletins(args.paths, settings)  # refuse bad input before anything is written
+    progress = sys.stderr.isatty()
+    report = build(
+        bulletins, load_model(settings, show_progress=True), settings, show_progress=progress
+    )
     print(
         f"indexed {report.files} files, {report.articles} articles, {report.passages} passages "
         f"({report.embedded} embedded, {report.passages - report.embedded} reused) "
@@ -89,35 +109,23 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def open_retriever(settings: Settings, *, build_if_missing: bool):
-    """The model and the index, loaded once; builds the index from the corpus when asked."""
-    from rag.embed import load_embedder
-    from rag.index import IndexUnusable, load_index
-    from rag.retrieve import Retriever
-
-    embedder = load_embedder(settings, show_progress=True)
-    if build_if_missing and not (settings.index_path / "current" / "manifest.json").is_file():
-        print(f"no index yet; building it from {settings.corpus_path}", file=sys.stderr)
-        _build(_bulletins([], settings), embedder, settings)
-    try:
-        index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
-    except IndexUnusable as exc:
-        raise UserError(str(exc)) from exc
-    return Retriever.from_settings(embedder, index, settings)
-
-
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import json
+    import time
 
-    from rag.retrieve import QueryError, answer_json, citation_line
+    from rag.response import search_response
+    from rag.retrieve import QueryError, citation_line
 
-    retriever = open_retriever(settings, build_if_missing=True)
+    retriever = _open_retriever(settings)
+    started = time.perf_counter()
     try:
         answer = retriever.answer(args.question, k=args.k, mode=args.mode)
     except QueryError as exc:
         raise UserError(str(exc)) from exc
     if args.json:
-        print(json.dumps(answer_json(args.question, answer), ensure_ascii=False, indent=2))
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
+        body = search_response(args.question, answer, took_ms).model_dump(mode="json")
+        print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
     if not answer.answerable:
         print(f"({answer.message})\n")
@@ -140,10 +148,10 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
 
         from rag.accounting import inspection_json
 
-        files = [inspection_json(parse_bulletin(b)) for b in _bulletins(args.paths, settings)]
+        files = [inspection_json(parse_bulletin(b)) for b in read_bulletins(args.paths, settings)]
         print(json.dumps({"files": files}, ensure_ascii=False, indent=1))
         return 0
-    for bulletin in _bulletins(args.paths, settings):
+    for bulletin in read_bulletins(args.paths, settings):
         parsed = parse_bulletin(bulletin)
         b = bulletin
         print(f"{b.source}  [{b.doc_id}] {b.title} ({b.language}, {b.date})")
@@ -197,7 +205,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
         report = run_eval(questions, over_http, None)
     else:
-        retriever = open_retriever(settings, build_if_missing=True)
+        retriever = _open_retriever(settings)
         report = run_eval(questions, local_search(retriever, args.mode), retriever.passage_texts)
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
@@ -252,7 +260,7 @@ def _compare_sets(paths: Sequence[str], mode: str | None, settings: Settings) ->
     from rag.evaluate import local_search, run_eval
 
     sets = [(path, _load_questions(path)) for path in paths]
-    retriever = open_retriever(settings, build_if_missing=True)
+    retriever = _open_retriever(settings)
     search = local_search(retriever, mode)  # type: ignore[arg-type]
     print(
         f"{'set':32}{'n':>5}{'hit@1':>8}{'R@5':>8}{'MRR@10':>8}{'nDCG@10':>9}{'en hit@1':>9}"
@@ -274,9 +282,8 @@ def _compare_sets(paths: Sequence[str], mode: str | None, settings: Settings) ->
 def _compare_modes(questions: list[Question], settings: Settings) -> int:
     """Every search mode side by side on the same questions and index."""
     from rag.evaluate import CATEGORIES, local_search, run_eval
-    from rag.retrieve import MODES
 
-    retriever = open_retriever(settings, build_if_missing=True)
+    retriever = _open_retriever(settings)
     texts = retriever.passage_texts
     print(f"{'mode':10}{'hit@1':>8}{'R@5':>8}{'MRR@10':>8}{'nDCG@10':>9}   hit@1 by category")
     for mode in MODES:
@@ -306,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rag",
         description="Question answering over Chinese bulletins, by retrieval only. "
         "Settings come from RAG_* environment variables (see rag/settings.py).",
+        epilog="exit status: 2 for a bad argument, file or question; 3 when the index is "
+        "missing, stale or damaged (`rag index` mends it); 4 when the model cannot be loaded",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -328,9 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", type=int, default=5, choices=range(1, 51), metavar="N", help="results (1-50)"
     )
     ask.add_argument("--json", action="store_true", help="print the HTTP API's JSON shape")
-    ask.add_argument(
-        "--mode", choices=("dense", "lexical", "hybrid"), help="default: RAG_SEARCH_MODE (hybrid)"
-    )
+    ask.add_argument("--mode", choices=MODES, help="default: RAG_SEARCH_MODE (hybrid)")
     ask.set_defaults(func=cmd_ask)
 
     inspect = sub.add_parser("inspect", help="show what the bulletins were parsed into")
@@ -351,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a questions file (default: eval/questions.jsonl); given more than once, the sets "
         "are compared side by side on the same index",
     )
-    evaluate.add_argument("--mode", choices=("dense", "lexical", "hybrid"))
+    evaluate.add_argument("--mode", choices=MODES)
     evaluate.add_argument(
         "--modes", action="store_true", help="every search mode side by side (in-process)"
     )
@@ -370,9 +377,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args, Settings()))
-    except UserError as exc:
+    except (UserError, PipelineError) as exc:
         print(f"rag: {exc}", file=sys.stderr)
-        return 2
+        return exit_status(exc)
+
+
+def exit_status(exc: Exception) -> int:
+    """The exit status for a failure the user can fix (`EXIT_STATUS`; 2 when not listed)."""
+    return next((code for kind, code in EXIT_STATUS.items() if isinstance(exc, kind)), 2)
 
 
 if __name__ == "__main__":

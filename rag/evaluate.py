@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag.retrieve import Mode, Retriever
+    from rag.mode import Mode
+    from rag.retrieve import Retriever
 
 CATEGORIES = ("exact", "paraphrase", "english", "numbers")
 METRICS = ("hit@1", "recall@5", "mrr@10", "ndcg@10")
@@ -151,12 +152,14 @@ class EvalReport:
 
 def local_search(retriever: Retriever, mode: Mode | None = None) -> SearchFn:
     """Ask the retriever in this process; the bodies carry the evidence for the curve."""
-    from rag.retrieve import answer_json
+    from rag.response import search_response
 
     def search(question: str, k: int) -> dict[str, Any]:
+        started = time.perf_counter()
         answer = retriever.answer(question, k, mode=mode)
+        took_ms = (time.perf_counter() - started) * 1000
         return {
-            **answer_json(question, answer),
+            **search_response(question, answer, took_ms).model_dump(),
             "best_similarity": answer.best_similarity,
             "reason": answer.reason,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from rag.embed import Embedder
 from rag.highlight import answering_span
 from rag.index import LoadedIndex
 from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
+from rag.mode import Mode
 from rag.places import provinces_named
 from rag.script import ScriptReader, script_of
 from rag.settings import Settings
@@ -83,8 +84,6 @@ class Answer:
     reason: str | None = None  # see rag.answerable.Verdict
 
 
-Mode = Literal["dense", "lexical", "hybrid"]
-MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 # How many dense candidates an approximate (HNSW) index returns for fusion.
 APPROX_CANDIDATES = 200
 # An index this large (in passages) uses nearly every everyday word somewhere, so a question
@@ -401,40 +400,6 @@ def _top(scores: np.ndarray, m: int) -> np.ndarray:
         chosen = np.concatenate([above, np.flatnonzero(scores == cut)[: m - len(above)]])
         return chosen[np.lexsort((chosen, -scores[chosen]))]
     return np.argsort(-scores, kind="stable")
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    """One result in the shape the CLI's --json and the HTTP API share."""
-    return {
-        "rank": hit.rank,
-        "score": round(hit.score, 4),
-        "text": hit.passage.text,
-        "highlights": [{"start": a, "end": b} for a, b in hit.highlights],
-        "citation": citation_json(hit.passage),
-        "duplicates": [citation_json(d) for d in hit.duplicates],
-    }
-
-
-def citation_json(p: Passage) -> dict[str, Any]:
-    """Where a passage's words are: bulletin, article headline, section, paragraph, spans."""
-    return {
-        "doc_id": p.doc_id,
-        "source": p.source,
-        "headline": p.headline,
-        "section": p.section,
-        "paragraph": p.paragraph,
-        "spans": [{"start": s.start, "end": s.end} for s in p.spans],
-    }
-
-
-def answer_json(query: str, answer: Answer) -> dict[str, Any]:
-    """The body `rag ask --json` prints and the HTTP API returns (without its timing)."""
-    return {
-        "query": query,
-        "answerable": answer.answerable,
-        "message": answer.message,
-        "results": [hit_json(h) for h in answer.hits],
-    }
 
 
 def citation_line(p: Passage) -> str:

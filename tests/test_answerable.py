@@ -10,7 +10,8 @@ from rag.answerable import has_terms, is_chinese, judge, nothing_admitted, nothi
 from rag.duplicates import fold
 from rag.index import build_index, load_index
 from rag.load import load_bulletins
-from rag.retrieve import Retriever, hit_json
+from rag.response import result_of
+from rag.retrieve import Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, FakeEmbedder, shared_glossary
 
@@ -153,7 +154,7 @@ def test_a_reprinted_paragraph_is_one_result_citing_both(reprinted):
     (hit,) = with_2028
     sources = {hit.passage.source, *(d.source for d in hit.duplicates)}
     assert sources == {"corpus/000_a1e9ce7368794dc6.txt", "corpus/reprint.txt"}
-    body = hit_json(hit)
+    body = result_of(hit).model_dump()
     assert [d["source"] for d in body["duplicates"]] == [d.source for d in hit.duplicates]
     # Collapsing does not cost the user a result: k distinct passages still come back.
     assert len(hits) == 5 and len(set(texts)) == 5

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -10,10 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from uvicorn.config import Config
+from uvicorn.lifespan.on import LifespanOn
 
 from api.app import create_app
-from rag.index import build_index, load_index
+from api.state import service_loader
+from rag.index import build_index
 from rag.load import load_bulletins
+from rag.pipeline import open_retriever
 from rag.retrieve import Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server, shared_glossary
@@ -37,8 +43,13 @@ NO_FLOORS = {"answer_floor_zh": 0.0, "answer_floor_en": 0.0}
 
 
 def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    index = load_index(settings, model_id=FakeEmbedder.model_id, dim=FakeEmbedder.dim)
-    return Retriever.from_settings(FakeEmbedder(), index, settings, shared_glossary())
+    """The service's loading, with the fake embedder (kept on reload) and the shared glossary."""
+    return open_retriever(
+        settings,
+        build_if_missing=False,
+        embedder=previous.embedder if previous else FakeEmbedder(),
+        glossary=shared_glossary(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -629,6 +640,56 @@ def test_reload_of_unusable_index_keeps_the_old_one(growing):
         assert "previous index" in error["message"]
         assert app.state.service.retriever is old
         assert client.post("/v1/search", json={"query": "北京商业航天"}).status_code == 200
+
+
+# --- start-up ------------------------------------------------------------------------------------
+
+
+def _start_under_uvicorn(app, caplog) -> tuple[bool, list[logging.LogRecord]]:
+    """Run the app's start-up as uvicorn does; whether it failed, and uvicorn's error records."""
+    config = Config(app, lifespan="on", log_config=None)
+    config.load()
+    lifespan = LifespanOn(config)
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        asyncio.run(lifespan.startup())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    return lifespan.startup_failed, errors
+
+
+def test_start_up_without_an_index_fails_in_one_line(tmp_path, caplog, monkeypatch):
+    def refuse(settings, *, show_progress=False):
+        raise AssertionError("the model was loaded for an index that is not there")
+
+    monkeypatch.setattr("rag.embed.load_embedder", refuse)
+    settings = Settings(root=REPO, index_dir=tmp_path / "index")
+    app = create_app(settings, load=service_loader(build_if_missing=False))
+    failed, errors = _start_under_uvicorn(app, caplog)
+    assert failed
+    assert errors[0].getMessage() == (
+        f"the service cannot start: no index at {tmp_path / 'index'}; build one with `rag index`"
+    )
+    assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in errors)
+
+
+def test_start_up_with_a_stale_index_fails_in_one_line(index_dir, caplog, monkeypatch):
+    monkeypatch.setattr("rag.embed.load_embedder", lambda s, show_progress=False: FakeEmbedder())
+    settings = Settings(root=REPO, index_dir=index_dir, chunk_tokens=128)
+    app = create_app(settings, load=service_loader(build_if_missing=False))
+    failed, errors = _start_under_uvicorn(app, caplog)
+    line = errors[0].getMessage()
+    assert failed and "\n" not in line
+    assert line.startswith(f"the service cannot start: the index at {index_dir} does not match")
+    assert line.endswith("rebuild it with `rag index`")
+    assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in errors)
+
+
+def test_a_bug_at_start_up_still_shows_its_traceback(index_dir, caplog):
+    def broken(settings: Settings, previous: Retriever | None) -> Retriever:
+        raise ZeroDivisionError("a bug, not something the user can mend")
+
+    failed, errors = _start_under_uvicorn(create_app(Settings(), load=broken), caplog)
+    assert failed and "Traceback" in errors[0].getMessage()
+    assert "ZeroDivisionError" in errors[0].getMessage()
 
 
 # --- CORS, OpenAPI -------------------------------------------------------------------------------

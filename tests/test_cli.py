@@ -105,7 +105,7 @@ def test_ask_json_shape(cli, capsys):
     code, out, err = _run(capsys, "ask", "北京商业航天发展目标", "--json", "-k", "3")
     assert code == 0, err
     body = json.loads(out)
-    assert set(body) == {"query", "answerable", "message", "results"}
+    assert set(body) == {"query", "took_ms", "answerable", "message", "results"}
     assert body["query"] == "北京商业航天发展目标"
     assert [r["rank"] for r in body["results"]] == [1, 2, 3]
     text = BULLETIN.read_text(encoding="utf-8")
@@ -238,3 +238,27 @@ def test_ask_undecodable_bytes_is_a_user_error(cli, capsys):
     # A shell passes bytes that are not UTF-8 as lone surrogates (surrogateescape).
     code, _, err = _run(capsys, "ask", "\udcff\udcfe北京")
     assert code == 2 and "not valid Unicode" in err
+
+
+def test_every_pipeline_failure_has_an_exit_status():
+    from rag.cli import EXIT_STATUS
+    from rag.pipeline import PipelineError
+
+    assert set(PipelineError.__subclasses__()) <= set(EXIT_STATUS)
+
+
+def test_ask_on_a_stale_index_says_to_rebuild(cli, capsys, monkeypatch):
+    assert _run(capsys, "index")[0] == 0
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "128")
+    code, out, err = _run(capsys, "ask", "光伏产业")
+    assert code == 3 and out == ""
+    assert err.startswith("rag: the index at ") and "rebuild it with `rag index`" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_ask_on_a_damaged_index_says_to_rebuild(cli, capsys):
+    assert _run(capsys, "index")[0] == 0
+    (cli / "current" / "vectors.npy").write_bytes(b"\x93NUMPY")
+    code, out, err = _run(capsys, "ask", "光伏产业")
+    assert code == 3 and out == ""
+    assert "cannot be read" in err and "rag index" in err and "Traceback" not in err

@@ -13,7 +13,8 @@ import rag.index
 from rag.chunk import body_sentences
 from rag.index import IndexUnusable, build_index, load_index, passages_of
 from rag.load import load_bulletins
-from rag.retrieve import Filters, QueryError, Retriever, hit_json
+from rag.response import result_of
+from rag.retrieve import Filters, QueryError, Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
 
@@ -249,14 +250,14 @@ def retriever(built) -> Retriever:
     return Retriever(embedder, _load(settings, embedder), glossary=shared_glossary())
 
 
-def test_hit_json_shape_and_citation(retriever, built):
+def test_result_shape_and_citation(retriever, built):
     bulletin = built[1][0]
     hits = retriever.search("北京商业航天可重复使用火箭", k=4)
     assert [h.rank for h in hits] == [1, 2, 3, 4]
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     for hit in hits:
-        body = hit_json(hit)
+        body = result_of(hit).model_dump()
         assert set(body) == {"rank", "score", "text", "highlights", "citation", "duplicates"}
         citation = body["citation"]
         assert set(citation) == {"doc_id", "source", "headline", "section", "paragraph", "spans"}

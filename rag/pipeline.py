@@ -1,0 +1,141 @@
+"""Open the retriever for the command line and the service: the model, then the index, built
+from the corpus first when it is missing and the caller asks for that.
+
+Failures come out as the typed errors below, never as exit codes or HTTP statuses: the command
+line maps them to a message and an exit status, the service to one log line at start-up or a
+409 on reload. Heavy libraries are imported inside the functions, so importing this module
+(as the command line does for its error types) costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.documents import Bulletin
+    from rag.embed import Embedder
+    from rag.index import BuildReport, LoadedIndex
+    from rag.retrieve import Retriever
+    from rag.topic import Glossary
+
+
+class PipelineError(Exception):
+    """The retriever cannot be opened; the message says what was wrong and what to do."""
+
+
+class CorpusUnusable(PipelineError):
+    """The bulletins to index cannot be read, or hold nothing to index."""
+
+
+class ModelUnavailable(PipelineError):
+    """The embedding model cannot be loaded."""
+
+
+class IndexMissing(PipelineError):
+    """No index has been built yet."""
+
+
+class IndexStale(PipelineError):
+    """The index was built with other settings (model, chunking, format)."""
+
+
+class IndexDamaged(PipelineError):
+    """The index's files are there but cannot be read."""
+
+
+def _quiet(note: str) -> None:
+    pass
+
+
+def has_index(settings: Settings) -> bool:
+    """Whether a build has been pointed at as the current index."""
+    return (settings.index_path / "current" / "manifest.json").is_file()
+
+
+def read_bulletins(paths: Sequence[str | Path], settings: Settings) -> list[Bulletin]:
+    """The bulletins under `paths` (the corpus folder when none are given)."""
+    from rag.load import BulletinError, load_bulletins
+
+    targets = [Path(p) for p in paths] or [settings.corpus_path]
+    try:
+        return load_bulletins(targets, settings.root)
+    except BulletinError as exc:
+        raise CorpusUnusable(str(exc)) from exc
+
+
+def build(
+    bulletins: list[Bulletin], embedder: Embedder, settings: Settings, *, show_progress: bool
+) -> BuildReport:
+    """A new build of the index from these bulletins, made current once it is complete."""
+    from rag.index import IndexUnusable, build_index
+
+    try:
+        return build_index(bulletins, embedder, settings, show_progress=show_progress)
+    except IndexUnusable as exc:  # what build_index refuses is its input: nothing to index
+        raise CorpusUnusable(str(exc)) from exc
+
+
+def load_model(settings: Settings, *, show_progress: bool) -> Embedder:
+    """The configured embedding model (the default one is built offline on first use)."""
+    from rag.embed import load_embedder
+
+    try:
+        return load_embedder(settings, show_progress=show_progress)
+    except OSError as exc:  # what model folders and the hub raise for a name they cannot serve
+        raise ModelUnavailable(f"cannot load the model {settings.model!r}: {exc}") from exc
+
+
+def _missing(settings: Settings) -> IndexMissing:
+    return IndexMissing(f"no index at {settings.index_path}; build one with `rag index`")
+
+
+def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
+    """The current index, refused when it is missing, built for other settings, or unreadable."""
+    from rag.index import IndexUnusable, load_index
+
+    root = settings.index_path
+    if not has_index(settings):
+        raise _missing(settings)
+    try:
+        return load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    except IndexUnusable as exc:
+        # The manifest was there a moment ago; a rebuild may have swapped it out since.
+        raise (IndexStale if has_index(settings) else IndexMissing)(str(exc)) from exc
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        # A file removed or cut short: json and numpy raise ValueError, faiss RuntimeError, a
+        # passage row without its fields KeyError or TypeError.
+        raise IndexDamaged(
+            f"the index at {root} cannot be read ({type(exc).__name__}: {exc}); "
+            "rebuild it with `rag index`"
+        ) from exc
+
+
+def open_retriever(
+    settings: Settings,
+    *,
+    build_if_missing: bool,
+    embedder: Embedder | None = None,
+    glossary: Glossary | None = None,
+    show_progress: bool = False,
+    say: Callable[[str], None] = _quiet,
+) -> Retriever:
+    """The model and the index, ready to answer questions.
+
+    `embedder` and `glossary` are reused when given (a reload keeps the loaded model); `say`
+    hears what is being done that takes a while (building a missing index).
+    """
+    from rag.retrieve import Retriever
+
+    if not build_if_missing and not has_index(settings):
+        # Refused before the model loads: seconds, for a start-up that would fail anyway.
+        raise _missing(settings)
+    model = embedder or load_model(settings, show_progress=show_progress)
+    if build_if_missing and not has_index(settings):
+        say(f"no index yet; building it from {settings.corpus_path}")
+        build(read_bulletins([], settings), model, settings, show_progress=show_progress)
+    index = open_index(settings, model)
+    return Retriever.from_settings(model, index, settings, glossary=glossary)
