@@ -91,8 +91,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(
         f"indexed {report.files} files, {report.articles} articles, {report.passages} passages "
-        f"({report.embedded} embedded, {report.passages - report.embedded} reused) "
-        f"in {report.seconds:.1f} s -> {report.path}"
+        f"({report.embedded} embedded, {report.passages - report.embedded} reused; "
+        f"{report.sentences_embedded} sentences embedded) in {report.seconds:.1f} s "
+        f"-> {report.path}"
     )
     share = report.in_passages / report.characters if report.characters else 1.0
     print(
@@ -104,6 +105,12 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"rag: warning: {source}: {count} characters are in no passage and no label "
             "(see `rag inspect --json`)",
+            file=sys.stderr,
+        )
+    for batch in report.damaged_cache:
+        print(
+            f"rag: warning: embedding cache file {batch} could not be read; set aside as "
+            "*.damaged and its texts embedded again",
             file=sys.stderr,
         )
     return 0

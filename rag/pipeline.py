@@ -82,11 +82,14 @@ def build(
 def load_model(settings: Settings, *, show_progress: bool) -> Embedder:
     """The configured embedding model (the default one is built offline on first use)."""
     from rag.embed import load_embedder
+    from rag.onnx_encoder import EncoderUnsupported
 
     try:
         return load_embedder(settings, show_progress=show_progress)
     except OSError as exc:  # what model folders and the hub raise for a name they cannot serve
         raise ModelUnavailable(f"cannot load the model {settings.model!r}: {exc}") from exc
+    except EncoderUnsupported as exc:
+        raise ModelUnavailable(str(exc)) from exc
 
 
 def _missing(settings: Settings) -> IndexMissing:

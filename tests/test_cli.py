@@ -63,7 +63,8 @@ def test_index_prints_a_summary(cli, capsys):
     assert code == 0, err
     n = _passage_count()
     match = re.search(
-        r"indexed (\d+) files, (\d+) articles, (\d+) passages \((\d+) embedded, (\d+) reused\)", out
+        r"indexed (\d+) files, (\d+) articles, (\d+) passages \((\d+) embedded, (\d+) reused;",
+        out,
     )
     assert match, out
     assert [int(g) for g in match.groups()] == [1, 4, n, n, 0]
@@ -72,7 +73,7 @@ def test_index_prints_a_summary(cli, capsys):
 
     code, out, _ = _run(capsys, "index", str(BULLETIN))
     assert code == 0
-    assert f"{n} passages (0 embedded, {n} reused)" in out
+    assert f"{n} passages (0 embedded, {n} reused; 0 sentences embedded)" in out
     # Where every character went: 5951 non-blank ones, the rest of them section headings and
     # pull quotes, none unaccounted (and so no warning).
     coverage = re.search(r"coverage: (\d+) characters, (\d+) in passages .* (\d+) unaccounted", out)
