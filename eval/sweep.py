@@ -25,14 +25,14 @@ def main() -> None:
     parser.add_argument("--dense-weight", type=float, nargs="+", default=[0.5])
     parser.add_argument("--preference", type=float, nargs="+", default=[0.2])
     parser.add_argument("--support-depth", type=int, nargs="+", default=[3])
-    parser.add_argument("--sentence-candidates", type=int, nargs="+", default=[2000])
+    parser.add_argument("--candidates", type=int, nargs="+", default=[200])
     args = parser.parse_args()
     settings = Settings()
     base = open_retriever(settings, build_if_missing=False)
     questions = load_questions(args.questions)
-    print("weight pref ydepth sents   hit@1   R@5  MRR@10  en-hit@1  unans-flagged ans-flagged")
+    print("weight pref ydepth cands   hit@1   R@5  MRR@10  en-hit@1  unans-flagged ans-flagged")
     for weight, pref, depth, sents in itertools.product(
-        args.dense_weight, args.preference, args.support_depth, args.sentence_candidates
+        args.dense_weight, args.preference, args.support_depth, args.candidates
     ):
         retriever = Retriever(
             base.embedder,
@@ -40,7 +40,7 @@ def main() -> None:
             dense_weight=weight,
             preference=pref,
             answer_floors=(base.floor_zh, base.floor_en),
-            sentence_candidates=sents,
+            candidates=sents,
             support_depth=depth,
             glossary=base.glossary,
         )

@@ -86,18 +86,25 @@ def is_chinese(question: str) -> bool:
     return len(_CJK.findall(question)) > len(_LATIN_WORD.findall(question))
 
 
-def has_terms(question: str) -> bool:
+def searchable_form(question: str) -> str:
+    """The question as its words are read: width folded (NFKC), with ① and ² left out first
+    (they are numbers only to NFKC, which would make them digits)."""
+    question = "".join(c for c in question if unicodedata.category(c) != "No")
+    return unicodedata.normalize("NFKC", question)
+
+
+def has_terms(question: str, words: Sequence[str] | None = None) -> bool:
     """Whether the question names something to search for: two Chinese characters besides
     question words and particles (one is rarely a word on its own; 怎么样 and 的的的 name
     nothing), a number of two digits or more, letters with digits (5G), or a word of another
     script that is not an English function word. Full-width letters and digits count as their
-    ASCII forms."""
-    import jieba
+    ASCII forms. `words`: jieba's words of `searchable_form(question)`, when already cut."""
+    question = searchable_form(question)
+    if words is None:
+        import jieba
 
-    # ① and ² are numbers only to NFKC: leave them out before it makes them digits.
-    question = "".join(c for c in question if unicodedata.category(c) != "No")
-    question = unicodedata.normalize("NFKC", question)
-    naming = [w for w in jieba.lcut(question) if w not in QUESTION_WORDS and w not in _FILLERS]
+        words = jieba.lcut(question)
+    naming = [w for w in words if w not in QUESTION_WORDS and w not in _FILLERS]
     if sum(len(_CJK.findall(w)) for w in naming) >= 2:
         return True
     if _NUMBER.search(question) or _CODE.search(question):

@@ -11,6 +11,7 @@ import numpy as np
 
 from rag.documents import Passage
 from rag.places import PROVINCES, years_named
+from rag.search.question import Question
 
 
 class ArticleTable:
@@ -55,18 +56,18 @@ class ArticleTable:
         """Per passage, whether its article passes a filter that looks at article metadata."""
         return np.array([admits(a) for a in self.first], dtype=bool)[self.of]
 
-    def preferred(self, question: str, named: set[str]) -> np.ndarray:
-        """1 for passages of an article about a province the question names (`named`, from
-        `provinces_named`), +1 for a year it names. A year every article shares adds nothing."""
-        preferred = np.zeros(len(self.of), dtype=np.float32)
-        places = named & self._region_set
+    def preferred(self, question: Question, ids: np.ndarray) -> np.ndarray:
+        """For the passages `ids`: 1 for those of an article about a province the question
+        names, +1 for a year it names. A year every article shares adds nothing."""
+        of = self.of[ids]
+        preferred = np.zeros(len(ids), dtype=np.float32)
+        places = question.provinces & self._region_set
         if places:
-            preferred += np.isin(self.regions, sorted(places))[self.of]
-        years = years_named(question)
-        if years:
-            about = np.array([bool(years & ys) for ys in self.years], dtype=bool)
+            preferred += np.isin(self.regions, sorted(places))[of]
+        if question.years:
+            about = np.array([bool(question.years & ys) for ys in self.years], dtype=bool)
             if not about.all():
-                preferred += about[self.of]
+                preferred += about[of]
         return preferred
 
     def unknown_places(self, named: set[str]) -> set[str]:

@@ -31,7 +31,7 @@ from rag.tokens import count_tokens, get_encoding
 
 FORMAT = 3
 # Bumped whenever parsing or chunking changes what passages a bulletin yields.
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 KEEP_BUILDS = 2
 
 

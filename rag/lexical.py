@@ -110,12 +110,52 @@ class LexicalIndex:
             found = docs if found is None else np.intersect1d(found, docs, assume_unique=True)
         return np.zeros(0, dtype=np.int64) if found is None else np.asarray(found, np.int64)
 
+    def term_ids(self, question: str) -> np.ndarray:
+        """The question's search terms that the texts use, as vocabulary slots (a term the
+        question repeats counts again, as in bm25s)."""
+        vocab = self._bm25.vocab_dict
+        return np.array(
+            [vocab[t] for t in tokenize(question, self.how) if t in vocab], dtype=np.int64
+        )
+
     def scores(self, question: str) -> np.ndarray:
         """Each text's BM25 score for the question's terms (0 everywhere when none is known)."""
-        terms = [t for t in tokenize(question, self.how) if t in self._bm25.vocab_dict]
-        if not terms:
+        return self.scores_of(self.term_ids(question))
+
+    def scores_of(self, terms: np.ndarray) -> np.ndarray:
+        """Each text's BM25 score for these term slots: one pass over their postings."""
+        if not len(terms):
             return np.zeros(self._size, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+        docs, weights = self._postings(terms)
+        # bincount sums the postings several times faster than bm25s's np.add.at.
+        return np.bincount(docs, weights=weights, minlength=self._size).astype(np.float32)
+
+    def scores_at(self, terms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The BM25 scores of the texts `rows` (sorted, distinct) only: each term's postings
+        are looked up by binary search, so the cost follows len(rows), not the corpus."""
+        out = np.zeros(len(rows), dtype=np.float64)
+        if not len(rows):
+            return out.astype(np.float32)
+        scores = self._bm25.scores
+        indptr, indices, data = scores["indptr"], scores["indices"], scores["data"]
+        for slot in terms:
+            a, b = int(indptr[slot]), int(indptr[slot + 1])
+            if a == b:
+                continue
+            posting = indices[a:b]
+            at = np.searchsorted(posting, rows)
+            hit = at < len(posting)
+            hit[hit] = posting[at[hit]] == rows[hit]
+            out[hit] += data[a:b][at[hit]]
+        return out.astype(np.float32)
+
+    def _postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = self._bm25.scores
+        indptr, indices, data = scores["indptr"], scores["indices"], scores["data"]
+        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in terms]
+        docs = np.concatenate([indices[a:b] for a, b in spans])
+        weights = np.concatenate([data[a:b] for a, b in spans]).astype(np.float64)
+        return docs, weights
 
 
 def sentence_texts(texts: Sequence[str], sentences: np.ndarray) -> list[str]:

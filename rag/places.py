@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 PROVINCES: dict[str, tuple[str, ...]] = {
     "北京": ("beijing", "peking"),
@@ -63,17 +64,20 @@ def first_province(text: str) -> str | None:
     return min(found)[1] if found else None
 
 
-def provinces_named(text: str) -> set[str]:
+def provinces_named(text: str, words: Sequence[str] | None = None) -> set[str]:
     """Every province `text` names, in Chinese or English, as its Chinese name.
 
     Chinese names count only as whole words (jieba), alone or with their administrative suffix:
     a bare substring test finds 河北 in 黄河北岸, 海南 in 上海南站 and 山西 in 中山西路.
+    `words`: jieba's words of `text`, when already cut.
     """
-    import jieba
-
     found = {name for name, english in _ENGLISH.items() if english.search(text)}
     if any(name in text for name in PROVINCES):
-        for word in jieba.lcut(text):
+        if words is None:
+            import jieba
+
+            words = jieba.lcut(text)
+        for word in words:
             for name in PROVINCES:
                 rest = word[len(name) :] if word.startswith(name) else None
                 if rest is not None and (not rest or rest.startswith(_SUFFIXES)):

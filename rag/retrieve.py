@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rag.answerable import has_terms, is_chinese, judge, nothing_admitted, nothing_to_search
+from rag.answerable import Verdict, judge, nothing_admitted, nothing_to_search
 from rag.articles import ArticleTable
 from rag.documents import Passage
 from rag.duplicates import fold
@@ -17,19 +16,16 @@ from rag.highlight import answering_span
 from rag.index import LoadedIndex
 from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
 from rag.mode import Mode
-from rag.places import provinces_named
 from rag.script import ScriptReader, script_of
+from rag.search.legs import DenseLeg, LexicalLeg, top
+from rag.search.question import QueryError, Question, parse
 from rag.settings import Settings
 from rag.support import places_not_named, words_apart, years_not_stated
-from rag.topic import Glossary, chinese_words, words_not_found
+from rag.topic import Glossary, words_not_found
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 # The settings' declared defaults (not the environment's values).
 _DEFAULTS: dict[str, Any] = {name: f.default for name, f in Settings.model_fields.items()}
-
-
-class QueryError(ValueError):
-    """A question or filter the retriever cannot use; the message says what was wrong."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +80,6 @@ class Answer:
     reason: str | None = None  # see rag.answerable.Verdict
 
 
-# How many dense candidates an approximate (HNSW) index returns for fusion.
-APPROX_CANDIDATES = 200
 # An index this large (in passages) uses nearly every everyday word somewhere, so a question
 # word it never uses is evidence the question is not about the bulletins (rag.support).
 LARGE_INDEX = 5000
@@ -94,22 +88,38 @@ LARGE_INDEX = 5000
 FOLD_WINDOW = 50
 
 
-def min_max(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Scale the admitted scores to [0, 1] so the two legs can be mixed."""
-    out = np.zeros_like(scores)
-    if not mask.any():
-        return out
-    lo, hi = scores[mask].min(), scores[mask].max()
-    if hi > lo:
-        out[mask] = (scores[mask] - lo) / (hi - lo)
-    return out
+def min_max(scores: np.ndarray) -> np.ndarray:
+    """Scale scores to [0, 1] over the candidates so the two legs can be mixed."""
+    if not len(scores):
+        return scores
+    lo, hi = scores.min(), scores.max()
+    return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The union of both legs' candidates, with every score fusion needs, aligned by row."""
+
+    ids: np.ndarray  # passage indices, ascending
+    passage_cos: np.ndarray
+    sentence_cos: np.ndarray  # each passage's best sentence (its own cosine without sentences)
+    lexical: np.ndarray  # BM25 fused over passages and sentences, each scaled over the candidates
+    # Sentence rows of the candidates, run together: the candidate in row j has the rows
+    # rows[offsets[j] : offsets[j] + lengths[j]], scored sentence_scores / sentence_bm25.
+    rows: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    sentence_scores: np.ndarray
+    sentence_bm25: np.ndarray
 
 
 class Retriever:
     """The embedder, the loaded index and its lexical twin, held for the life of the process.
 
-    Keyword defaults are the settings' declared defaults, so a retriever built without settings
-    (tests, notebooks) ranks and judges as the service does.
+    A question walks one way: parsed once (rag.search.question), each leg's candidates
+    (rag.search.legs), their sentences scored, fused, judged (rag.answerable, rag.support),
+    copies folded, highlighted. Keyword defaults are the settings' declared defaults, so a
+    retriever built without settings (tests, notebooks) ranks and judges as the service does.
     """
 
     def __init__(
@@ -125,26 +135,20 @@ class Retriever:
             _DEFAULTS["answer_floor_zh"],
             _DEFAULTS["answer_floor_en"],
         ),
-        sentence_candidates: int = _DEFAULTS["sentence_candidates"],
+        candidates: int = _DEFAULTS["candidates"],
         support_depth: int = _DEFAULTS["support_depth"],
         glossary: Glossary | None = None,
     ) -> None:
-        if sentence_candidates < 1:
-            raise ValueError(f"sentence_candidates must be at least 1, not {sentence_candidates}")
+        if candidates < 1:
+            raise ValueError(f"candidates must be at least 1, not {candidates}")
         self.embedder = embedder
         self.index = index
         self.mode = mode
         self.dense_weight = dense_weight
         self.preference = preference
         self.floor_zh, self.floor_en = answer_floors
-        self.sentence_candidates = sentence_candidates
+        self.candidates = candidates
         self.support_depth = support_depth
-        # A fixed sample of passages whose sentences are always scored on a large index: their
-        # lowest best-sentence cosine estimates everyone's, the bottom of that leg's min-max.
-        n = len(index.passages)
-        self._sampled_passages = np.sort(
-            np.random.default_rng(0).choice(n, size=min(n, sentence_candidates), replace=False)
-        )
         passages = index.passages
         texts = [p.text for p in passages]
         saved = index.path / LEXICAL_DIR
@@ -154,6 +158,8 @@ class Retriever:
         self.sentence_lexical = LexicalIndex.saved_or_built(
             saved / "sentences", sentence_texts(texts, index.sentences), lexical_tokenizer
         )
+        self.dense = DenseLeg(index.vectors, index.faiss_index)
+        self.lexical_leg = LexicalLeg(self.lexical)
         # CC-CEDICT for the off-topic test: read once (about a second), shared on reload.
         self.glossary = glossary or Glossary()
         import jieba
@@ -186,7 +192,7 @@ class Retriever:
             lexical_tokenizer=settings.lexical_tokenizer,
             preference=settings.place_time_preference,
             answer_floors=(settings.answer_floor_zh, settings.answer_floor_en),
-            sentence_candidates=settings.sentence_candidates,
+            candidates=settings.candidates,
             support_depth=settings.support_depth,
             glossary=glossary,
         )
@@ -197,102 +203,111 @@ class Retriever:
         """The `k` passages that best answer the question, best first."""
         return list(self.answer(query, k, filters, mode).hits)
 
+    def parse(self, query: str) -> Question:
+        """The question read once, in the bulletins' script (QueryError when unusable)."""
+        return parse(query, reader=self.reader, render=self._rendered)
+
     def answer(
         self, query: str, k: int = 5, filters: Filters | None = None, mode: Mode | None = None
     ) -> Answer:
         """The ranked passages and whether they can answer the question at all."""
-        if not query.strip():
-            raise QueryError("the question is empty")
-        # Zero-width and other format characters split words for BM25 and for jieba (重\u200b庆).
-        query = "".join(c for c in query if unicodedata.category(c) != "Cf").strip()
-        if not query:
-            raise QueryError("the question has only invisible characters (format controls)")
-        try:
-            query.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            # A lone surrogate: JSON can carry "\ud800", and a command line undecodable bytes.
-            raise QueryError(f"the question is not valid Unicode at character {exc.start}") from exc
-        query = self.reader(query)
+        question = self.parse(query)
         if filters and filters.doc_id is not None and filters.doc_id not in self._doc_ids:
             raise QueryError(f"unknown doc_id {filters.doc_id!r}")
         mode = mode or self.mode
-        passages = self.index.passages
-        if filters is None:
-            mask = np.ones(len(passages), dtype=bool)
-        else:
-            mask = self.articles.mask(filters.admits)
-        if not mask.any():
-            nothing = nothing_admitted(query)
+        mask = None if filters is None else self.articles.mask(filters.admits)
+        if mask is not None and not mask.any():
+            nothing = nothing_admitted(question.text)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
-        if not has_terms(query):
+        if not question.has_terms:
             # Any passage would come back "close" to "？？？": better none, and say why.
-            nothing = nothing_to_search(query)
+            nothing = nothing_to_search(question.text)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
-        vector = self.embedder.encode_queries([query])
-        passage_cos, floor = self._passage_cosines(vector)
-        # An English question is searched by words in the bulletins' language: its words'
-        # CC-CEDICT renderings that the bulletins use (digits alone would otherwise decide).
-        searches = [query]
-        if not is_chinese(query):
-            searches += [t for t in [self._rendered(query)] if t]
+        vector = self.embedder.encode_queries([question.text])[0]
+        found = self._candidates(question, vector, mask)
         share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
-        lexical = np.zeros(len(passages), dtype=np.float32)
-        # Each search (for English: the question's own words and numbers, then its words'
-        # renderings) is scored over passages and over sentences, and the scales are averaged;
-        # the highlight weighs each sentence by all of them.
-        sentence_bm25 = np.zeros(len(self.index.sentences), dtype=np.float32)
-        for terms in searches:
-            passage_bm25 = self.lexical.scores(terms)
-            found = self.sentence_lexical.scores(terms)
-            sentence_bm25 = sentence_bm25 + found
-            if mode != "dense":
-                lexical += (
-                    min_max(passage_bm25, mask) + min_max(self._per_passage(found, 0.0), mask)
-                ) / (2 * len(searches))
-        # Named once: the preference and the verdict both need it, and it runs jieba.
-        named = provinces_named(query)
-        preferred = self.preference * self.articles.preferred(query, named)
-        # Sentence cosines are needed in every mode: they pick the highlighted sentence and tell
-        # whether anything is close enough to answer. Only the passages that rank best without
-        # them have theirs computed (all of them, unless the index is large).
-        provisional = share * min_max(passage_cos, mask) + (1 - share) * lexical + preferred
-        provisional[~mask] = -np.inf
-        sentence_scores = self._sentence_cosines(vector, provisional, mask, floor)
-        sentence_cos = self._per_passage(sentence_scores, floor)
         if mode == "dense":
-            dense = min_max(np.maximum(passage_cos, sentence_cos), mask)
+            dense = min_max(np.maximum(found.passage_cos, found.sentence_cos))
         else:
-            dense = (min_max(passage_cos, mask) + min_max(sentence_cos, mask)) / 2
-        scores = share * dense + (1 - share) * lexical + preferred
-        scores[~mask] = -np.inf
-        best_similarity = float(np.maximum(passage_cos, sentence_cos)[mask].max())
-        candidates = _top(scores, min(int(mask.sum()), k + FOLD_WINDOW))
+            dense = (min_max(found.passage_cos) + min_max(found.sentence_cos)) / 2
+        preferred = self.preference * self.articles.preferred(question, found.ids)
+        scores = share * dense + (1 - share) * found.lexical + preferred
+        best_similarity = float(np.maximum(found.passage_cos, found.sentence_cos).max())
+        ranked = top(scores, min(len(scores), k + FOLD_WINDOW))
+        passages = self.index.passages
         hits = [
             Hit(
                 rank=rank,
-                score=float(scores[i]),
-                passage=passages[i],
-                highlights=self._best_sentence(int(i), sentence_scores, sentence_bm25, mode),
-                duplicates=tuple(passages[c] for c in copies),
+                score=float(scores[j]),
+                passage=passages[found.ids[j]],
+                highlights=self._best_sentence(found, int(j), mode),
+                duplicates=tuple(passages[found.ids[c]] for c in copies),
             )
-            for rank, (i, copies) in enumerate(fold(candidates, self.passage_texts, k), start=1)
+            for rank, (j, copies) in enumerate(
+                fold(ranked, [self.passage_texts[i] for i in found.ids], k), start=1
+            )
         ]
-        # The passages the support tests read: the best few (none when the tests are off).
+        verdict = self._verdict(question, hits, best_similarity)
+        return Answer(
+            tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
+        )
+
+    def _candidates(
+        self, question: Question, vector: np.ndarray, mask: np.ndarray | None
+    ) -> Candidates:
+        """Each leg's best `candidates` passages (for English, the lexical leg's are shared
+        between its searches), scored on every measure fusion mixes."""
+        dense_ids, _ = self.dense.top(vector, self.candidates, mask)
+        term_sets = [self.lexical.term_ids(s) for s in question.searches]
+        per_search = max(1, self.candidates // len(term_sets))
+        lexical_ids = [self.lexical_leg.top(t, per_search, mask)[0] for t in term_sets]
+        ids = np.unique(np.concatenate([dense_ids, *lexical_ids]))
+        # Sentence rows of each candidate, run together.
+        starts = self._sentence_bounds[ids]
+        lengths = self._sentence_bounds[ids + 1] - starts
+        offsets = np.cumsum(lengths) - lengths
+        rows = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
+        passage_cos = self.dense.cosines(vector, ids)
+        sentence_scores = self.index.sentence_vectors[rows] @ vector
+        # A passage without sentences (a head alone) takes the lowest passage cosine here:
+        # its sentences add nothing to it.
+        sentence_cos = _best_per(
+            sentence_scores, offsets, lengths, fallback=np.full(len(ids), passage_cos.min())
+        )
+        # Each search (for English: the question's own words and numbers, then its words'
+        # renderings) is scored over passages and over sentences, and the scales are averaged;
+        # the highlight weighs each sentence by all of them.
+        lexical = np.zeros(len(ids), dtype=np.float32)
+        sentence_bm25 = np.zeros(len(rows), dtype=np.float32)
+        for search, terms in zip(question.searches, term_sets, strict=True):
+            passage_bm25 = self.lexical.scores_at(terms, ids)
+            # The sentences have a vocabulary of their own: the search's terms as its slots.
+            found = self.sentence_lexical.scores_at(self.sentence_lexical.term_ids(search), rows)
+            sentence_bm25 += found
+            best = _best_per(found, offsets, lengths, fallback=np.zeros(len(ids), np.float32))
+            lexical += (min_max(passage_bm25) + min_max(best)) / (2 * len(term_sets))
+        return Candidates(
+            ids, passage_cos, sentence_cos, lexical, rows, offsets, lengths,
+            sentence_scores, sentence_bm25,
+        )  # fmt: skip
+
+    def _verdict(self, question: Question, hits: list[Hit], best_similarity: float) -> Verdict:
+        """Whether the hits answer the question (rag.answerable; the support tests read the
+        best few, none when they are off)."""
         closest = [h.passage for h in hits[: self.support_depth]]
         leads = [self.articles.lead_of(p) for p in closest]
-        verdict = judge(
-            query,
+        named = set(question.provinces)
+        content = [(w, list(parts)) for w, parts in question.content]
+        return judge(
+            question.text,
             best_similarity,
             unknown_places=self.articles.unknown_places(named),
-            words_not_found=words_not_found(query, self._uses, self.glossary),
-            words_apart=self._words_apart(query),
-            years_not_found=years_not_stated(query, closest, leads) if closest else (),
+            words_not_found=words_not_found(question.text, self._uses, self.glossary, content),
+            words_apart=self._words_apart(question),
+            years_not_found=years_not_stated(question.text, closest, leads) if closest else (),
             places_not_found=places_not_named(named, closest) if closest else (),
             floor_zh=self.floor_zh,
             floor_en=self.floor_en,
-        )
-        return Answer(
-            tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
         )
 
     def _rendered(self, query: str) -> str:
@@ -300,106 +315,50 @@ class Retriever:
         (rag.topic.Glossary.translate)."""
         return " ".join(self.glossary.translate(query, self._uses))
 
-    def _words_apart(self, query: str) -> list[str]:
+    def _words_apart(self, question: Question) -> list[str]:
         """A Chinese question's content words when no passage uses two of them together
         (rag.support.words_apart). Not for English: a word rendered alone, out of its phrase,
         misses the passage the phrase names (hydrogen corridor)."""
-        folded = unicodedata.normalize("NFKC", query)
-        if not is_chinese(folded):
+        if not question.chinese:
             return []
-        chinese = chinese_words(folded)
 
         def containing(form: str) -> np.ndarray:
             return self.lexical.containing(self.reader(form))
 
-        forms = [parts for _, parts in chinese]
+        forms = [list(parts) for _, parts in question.content]
         large = len(self.index.passages) >= LARGE_INDEX
-        return [w for w, _ in chinese] if words_apart(forms, containing, large=large) else []
+        if not words_apart(forms, containing, large=large):
+            return []
+        return [w for w, _ in question.content]
 
     def _uses(self, word: str) -> bool:
         """Whether the bulletins use `word` (written in either script)."""
         return self.lexical.knows(self.reader(word))
 
-    def _best_sentence(
-        self, passage: int, cosines: np.ndarray, bm25: np.ndarray, mode: Mode
-    ) -> tuple[tuple[int, int]]:
-        """The passage's answering sentence, weighed as the passages were (rag.highlight)."""
-        rows = slice(self._sentence_bounds[passage], self._sentence_bounds[passage + 1])
+    def _best_sentence(self, found: Candidates, j: int, mode: Mode) -> tuple[tuple[int, int]]:
+        """The candidate's answering sentence, weighed as the passages were (rag.highlight)."""
+        rows = slice(int(found.offsets[j]), int(found.offsets[j] + found.lengths[j]))
         weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         span = answering_span(
-            self.index.passages[passage].text,
-            self.index.sentences[rows, 1:],
-            cosines[rows],
-            bm25[rows],
+            self.index.passages[found.ids[j]].text,
+            self.index.sentences[found.rows[rows], 1:],
+            found.sentence_scores[rows],
+            found.sentence_bm25[rows],
             weight,
         )
         return (span,)
 
-    def _per_passage(self, sentence_scores: np.ndarray, floor: float) -> np.ndarray:
-        """Each passage's best sentence score (`floor` for a passage without sentences)."""
-        bounds = self._sentence_bounds
-        has = bounds[1:] > bounds[:-1]
-        best = np.full(len(self.index.passages), floor, dtype=np.float32)
-        if has.any():
-            best[has] = np.maximum.reduceat(sentence_scores, bounds[:-1][has])
-        return best
 
-    def _passage_cosines(self, vector: np.ndarray) -> tuple[np.ndarray, float]:
-        """Every passage's cosine, and the score a passage without sentences takes for them."""
-        n = len(self.index.passages)
-        if self.index.manifest.get("index_kind", "flat") == "flat":
-            # Fusion needs every passage's score: a matrix-vector product gives them, where
-            # asking FAISS for all n neighbours would also sort all n (3x slower at 100k).
-            scores = self.index.vectors @ vector[0]
-            return scores, float(scores.min())
-        found, ids = self.index.faiss_index.search(vector, min(n, APPROX_CANDIDATES))
-        # Passages the approximate index did not return score as its worst returned one.
-        valid = ids[0] >= 0
-        floor = float(found[0][valid].min()) if valid.any() else 0.0
-        scores = np.full(n, floor, dtype=np.float32)
-        scores[ids[0][valid]] = found[0][valid]
-        return scores, floor
-
-    def _sentence_cosines(
-        self, vector: np.ndarray, provisional: np.ndarray, mask: np.ndarray, fallback: float
-    ) -> np.ndarray:
-        """Every sentence's cosine, computed for the sentences of the `sentence_candidates` best
-        passages by `provisional` and of a fixed sample of passages (every sentence while the
-        index has no more passages). The others take the lowest best-sentence cosine of the
-        admitted passages computed (`fallback` when none has a sentence): never a passage's
-        best, and close to the bottom of the leg's scale had all been computed."""
-        if len(self.index.passages) <= self.sentence_candidates:
-            return self.index.sentence_vectors @ vector[0]
-        best = _top(provisional, min(int(mask.sum()), self.sentence_candidates))
-        chosen = np.union1d(best, self._sampled_passages)
-        starts = self._sentence_bounds[chosen]
-        lengths = self._sentence_bounds[chosen + 1] - starts
-        # The rows of each chosen passage's sentences, run together.
-        offsets = np.cumsum(lengths) - lengths
-        rows = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
-        computed = self.index.sentence_vectors[rows] @ vector[0]
-        # Each chosen passage's best; empty ones have no rows, so the rest partition `rows`.
-        nonempty = lengths > 0
-        admitted = mask[chosen][nonempty]
-        lowest = fallback
-        if admitted.any():
-            lowest = float(np.maximum.reduceat(computed, offsets[nonempty])[admitted].min())
-        scores = np.full(len(self.index.sentences), lowest, dtype=np.float32)
-        scores[rows] = computed
-        return scores
-
-
-def _top(scores: np.ndarray, m: int) -> np.ndarray:
-    """Indices of the `m` highest scores, best first (ties in index order)."""
-    if m <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if m < len(scores):
-        cut = scores[np.argpartition(-scores, m - 1)[m - 1]]
-        # Ties at the cut go to the lower index, as a stable sort would have it.
-        above = np.flatnonzero(scores > cut)
-        chosen = np.concatenate([above, np.flatnonzero(scores == cut)[: m - len(above)]])
-        return chosen[np.lexsort((chosen, -scores[chosen]))]
-    return np.argsort(-scores, kind="stable")
+def _best_per(
+    scores: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, *, fallback: np.ndarray
+) -> np.ndarray:
+    """Each group's best score (groups of `lengths` rows from `offsets`); `fallback` for an
+    empty group."""
+    best = np.array(fallback, dtype=np.float32, copy=True)
+    has = lengths > 0
+    if has.any():
+        best[has] = np.maximum.reduceat(scores, offsets[has])
+    return best
 
 
 def citation_line(p: Passage) -> str:

@@ -69,14 +69,9 @@ class Settings(BaseSettings):
     # set had an answerable paraphrase at 0.873 flagged: hence the margin.
     answer_floor_zh: float = Field(0.865, ge=0.0, le=1.0)
     answer_floor_en: float = Field(0.76, ge=0.0, le=1.0)
-    # Scoring every sentence was 29 of the 48 ms a search took at 100k passages (420k sentences);
-    # scoring those of the 2000 best passages by their own cosine and BM25, and of 2000 sampled
-    # ones (for the bottom of the min-max scale), 29 ms in all (bench/search_scale.py). Every
-    # sentence is scored while the index has no more passages than this, so the bundled corpus
-    # ranks exactly as before.
-    sentence_candidates: int = Field(
-        2000, ge=100, description="score the sentences of at most this many best passages"
-    )
+    # Each leg (dense, lexical) hands fusion its best this many passages; fusion, the sentences,
+    # the highlight and the verdict look at their union only (rag.search.legs).
+    candidates: int = Field(200, ge=1, le=10_000, description="candidates per leg")
 
     # A question naming a year or a province is judged unanswerable when none of its this many
     # best passages states it (0: never; rag.support); chosen on the archive's tuning questions.

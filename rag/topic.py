@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from rag.answerable import FUNCTION_WORDS, QUESTION_WORDS
 
@@ -110,18 +110,21 @@ def _forms(word: str) -> set[str]:
     return forms
 
 
-def chinese_words(question: str) -> list[tuple[str, list[str]]]:
+def chinese_words(question: str, words: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
     """The question's Chinese content words, each with the words jieba finds in it
-    (卫星网络: 卫星, 网络, 卫星网络); question words left out."""
+    (卫星网络: 卫星, 网络, 卫星网络); question words left out. `words`: jieba's words of the
+    question, when already cut."""
     import jieba
 
-    words = []
-    for word, _, _ in jieba.tokenize(question):
+    if words is None:
+        words = jieba.lcut(question)
+    found = []
+    for word in words:
         if len(word) < 2 or not _CJK.search(word) or word in QUESTION_WORDS:
             continue
         parts = [p for p, _, _ in jieba.tokenize(word, mode="search") if len(p) >= 2]
-        words.append((word, list(dict.fromkeys([word, *parts]))))
-    return words
+        found.append((word, list(dict.fromkeys([word, *parts]))))
+    return found
 
 
 def english_words(question: str) -> list[str]:
@@ -134,12 +137,19 @@ def english_words(question: str) -> list[str]:
     return list(seen.values())
 
 
-def words_not_found(question: str, known: Callable[[str], bool], glossary: Glossary) -> list[str]:
+def words_not_found(
+    question: str,
+    known: Callable[[str], bool],
+    glossary: Glossary,
+    chinese: Sequence[tuple[str, Sequence[str]]] | None = None,
+) -> list[str]:
     """The question's content words (NFKC-normalised) that the bulletins do not use, when they
     use none of them (`known` says whether a Chinese word occurs, in either script); empty when
-    the question is on their topic, or has too few content words to judge by."""
+    the question is on their topic, or has too few content words to judge by. `chinese`: the
+    question's `chinese_words`, when already found."""
     question = unicodedata.normalize("NFKC", question)
-    chinese = chinese_words(question)
+    if chinese is None:
+        chinese = chinese_words(question)
     english = english_words(question)
     if not chinese and len(english) < 3:
         return []

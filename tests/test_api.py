@@ -580,14 +580,14 @@ def test_the_service_reload_keeps_the_model_and_applies_every_setting(growing):
             "place_time_preference": 0.7,
             "answer_floor_zh": 0.5,
             "answer_floor_en": 0.4,
-            "sentence_candidates": 300,
+            "candidates": 300,
         }
     )
     reloaded = default_loader(tuned, previous)
     assert reloaded.embedder is previous.embedder and reloaded.glossary is previous.glossary
     assert (reloaded.mode, reloaded.dense_weight, reloaded.lexical.how) == ("dense", 0.3, "jieba")
     assert (reloaded.preference, reloaded.floor_zh, reloaded.floor_en) == (0.7, 0.5, 0.4)
-    assert reloaded.sentence_candidates == 300
+    assert reloaded.candidates == 300
 
 
 def test_reload_swaps_in_a_rebuilt_index(growing):

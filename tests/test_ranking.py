@@ -107,7 +107,7 @@ def test_a_place_no_article_is_about_adds_nothing(retrievers):
 
 
 def test_top_is_the_stable_order_of_the_best():
-    from rag.retrieve import _top
+    from rag.search.legs import top as _top
 
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 5, size=200).astype(np.float32)  # many ties
@@ -128,42 +128,40 @@ QUESTIONS = [
 ]
 
 
-def test_a_large_index_scores_only_the_best_passages_sentences(retrievers):
+def test_each_leg_returns_its_best_admitted_passages(retrievers):
     full, _ = retrievers
     n = len(full.index.passages)
-    # Ten candidates of the bulletin's passages: the path a 100k-passage index takes.
-    limited = Retriever(full.embedder, full.index, sentence_candidates=10, glossary=full.glossary)
-    bounds = full._sentence_bounds
+    mask = np.ones(n, dtype=bool)
+    mask[::3] = False
     for question in QUESTIONS:
-        vector = full.embedder.encode_queries([question])
-        exact = full.index.sentence_vectors @ vector[0]
-        provisional = np.random.default_rng(len(question)).random(n).astype(np.float32)
-        mask = np.ones(n, dtype=bool)
-        mask[::3] = False
-        provisional[~mask] = -np.inf
-        scores = limited._sentence_cosines(vector, provisional, mask, -1.0)
-        best = np.argsort(-provisional, kind="stable")[:10]
-        chosen = np.union1d(best, limited._sampled_passages)
-        assert 10 < len(chosen) < n
-        rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in chosen])
-        assert np.allclose(scores[rows], exact[rows], rtol=0, atol=1e-6)
-        # The rest take the lowest best-sentence cosine of the admitted chosen passages.
-        lowest = min(exact[bounds[i] : bounds[i + 1]].max() for i in chosen if mask[i])
-        others = np.setdiff1d(np.arange(len(exact)), rows)
-        assert np.allclose(scores[others], lowest, rtol=0, atol=1e-6)
+        vector = full.embedder.encode_queries([question])[0]
+        exact = full.index.vectors @ vector
+        ids, cosines = full.dense.top(vector, 10, mask)
+        admitted = np.flatnonzero(mask)
+        expected = admitted[np.argsort(-exact[admitted], kind="stable")[:10]]
+        assert ids.tolist() == expected.tolist()
+        assert np.allclose(cosines, exact[ids], atol=1e-5)
+        terms = full.lexical.term_ids(question)
+        bm25 = full.lexical.scores(question)
+        ids, scores = full.lexical_leg.top(terms, 10, mask)
+        assert mask[ids].all() and (scores > 0).all()
+        assert scores.tolist() == sorted(scores.tolist(), reverse=True)
+        assert min(scores) >= max(bm25[admitted][~np.isin(admitted, ids)], default=0) - 1e-6
 
 
-def test_scoring_only_the_best_passages_sentences_keeps_the_answers(retrievers):
+def test_few_candidates_keep_the_answers(retrievers):
     _, full = retrievers
+    assert len(full.index.passages) <= full.candidates  # every passage is a candidate here
     limited = Retriever(
-        full.embedder, full.index, preference=1.0, sentence_candidates=10, glossary=full.glossary
+        full.embedder, full.index, preference=1.0, candidates=10, glossary=full.glossary
     )
     for question in QUESTIONS:
         expected, got = full.answer(question, k=3), limited.answer(question, k=3)
         assert got.best_similarity == pytest.approx(expected.best_similarity, abs=1e-6)
-        assert [(h.passage, h.highlights) for h in got.hits] == [
-            (h.passage, h.highlights) for h in expected.hits
-        ]
+        assert (got.hits[0].passage, got.hits[0].highlights) == (
+            expected.hits[0].passage,
+            expected.hits[0].highlights,
+        )
 
 
 @pytest.mark.parametrize(
@@ -193,7 +191,7 @@ def test_a_highlighted_lead_in_takes_the_sentence_that_makes_its_point(retriever
     assert highlighted.endswith(("。", "；"))
 
 
-def test_sentence_candidates_must_be_positive(retrievers):
+def test_candidates_must_be_positive(retrievers):
     full, _ = retrievers
-    with pytest.raises(ValueError, match="sentence_candidates"):
-        Retriever(full.embedder, full.index, sentence_candidates=0, glossary=full.glossary)
+    with pytest.raises(ValueError, match="candidates"):
+        Retriever(full.embedder, full.index, candidates=0, glossary=full.glossary)
