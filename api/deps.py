@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from api.errors import ApiError
 from api.state import ServiceState
-from rag.retrieve import Retriever
+from rag.search.retriever import Retriever
 
 
 def get_state(request: Request) -> ServiceState:

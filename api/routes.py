@@ -14,7 +14,7 @@ from api.schemas import EXAMPLE_QUERY, ISO_DATE, ErrorResponse, SearchFilters, S
 from rag.mode import MODES, as_mode
 from rag.pipeline import PipelineError
 from rag.response import SearchResponse, search_response
-from rag.retrieve import Filters, QueryError, Retriever
+from rag.search.retriever import Filters, QueryError, Retriever
 from rag.settings import Settings
 
 ERRORS: dict[int | str, dict[str, Any]] = {

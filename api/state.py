@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rag.pipeline import open_retriever
-from rag.retrieve import Retriever
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 
 # Builds a retriever (model + index); the service calls it at start-up and on reload. It raises

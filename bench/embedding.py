@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from rag.embed import load_embedder
+from rag.ingest.tokens import count_tokens, get_encoding
+from rag.model.embed import load_embedder
 from rag.settings import Settings
-from rag.tokens import count_tokens, get_encoding
 
 BULLETIN = Path(__file__).resolve().parents[1] / "corpus" / "000_a1e9ce7368794dc6.txt"
 QUERIES = [

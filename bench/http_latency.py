@@ -24,7 +24,7 @@ import time
 
 import httpx
 
-from rag.embed import load_embedder
+from rag.model.embed import load_embedder
 from rag.settings import Settings
 
 QUERY = "北京商业航天2028目标是什么"

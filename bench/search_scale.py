@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunk import body_sentences
-from rag.index import LoadedIndex, passages_of
-from rag.lexical import LEXICAL_DIR, save_lexical
-from rag.load import load_bulletins
+from rag.index.build import passages_of
+from rag.index.lexical import LEXICAL_DIR, save_lexical
+from rag.index.store import LoadedIndex
+from rag.ingest.chunk import body_sentences
+from rag.ingest.load import load_bulletins
 from rag.places import PROVINCES
-from rag.retrieve import Filters, Retriever
+from rag.search.retriever import Filters, Retriever
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

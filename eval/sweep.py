@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rag.evaluate import load_questions, local_search, run_eval
 from rag.pipeline import open_retriever
-from rag.retrieve import Retriever
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 
 

@@ -29,7 +29,7 @@ from rag.settings import Settings
 
 if TYPE_CHECKING:
     from rag.evaluate import Question
-    from rag.retrieve import Retriever
+    from rag.search.retriever import Retriever
 
 
 class UserError(Exception):
@@ -51,7 +51,7 @@ EXIT_STATUS: dict[type[Exception], int] = {
 def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from rag.model_folder import DEFAULT_MODEL_ID, build_default_model, default_model_folder
+    from rag.model.folder import DEFAULT_MODEL_ID, build_default_model, default_model_folder
 
     if settings.model != DEFAULT_MODEL_ID:
         raise UserError(f"RAG_MODEL is {settings.model!r}; only the default model is built locally")
@@ -63,7 +63,7 @@ def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_model_path(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.model_folder import DEFAULT_MODEL_ID, ensure_default_model
+    from rag.model.folder import DEFAULT_MODEL_ID, ensure_default_model
 
     if settings.model != DEFAULT_MODEL_ID:
         print(settings.model)
@@ -121,7 +121,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from rag.response import search_response
-    from rag.retrieve import QueryError, citation_line
+    from rag.search.retriever import QueryError, citation_line
 
     retriever = _open_retriever(settings)
     started = time.perf_counter()
@@ -148,12 +148,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.structure import parse_bulletin
+    from rag.ingest.structure import parse_bulletin
 
     if args.json:
         import json
 
-        from rag.accounting import inspection_json
+        from rag.ingest.accounting import inspection_json
 
         files = [inspection_json(parse_bulletin(b)) for b in read_bulletins(args.paths, settings)]
         print(json.dumps({"files": files}, ensure_ascii=False, indent=1))

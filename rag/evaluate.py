@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rag.mode import Mode
-    from rag.retrieve import Retriever
+    from rag.search.retriever import Retriever
 
 CATEGORIES = ("exact", "paraphrase", "english", "numbers")
 METRICS = ("hit@1", "recall@5", "mrr@10", "ndcg@10")
@@ -171,7 +171,7 @@ def answer_curve(rows: Sequence[tuple[Question, dict[str, Any]]]) -> list[dict[s
     """For floors on the best cosine, per script, how many questions of each kind would be
     flagged (the tests on words and places count at every floor): the curve the floors are read
     from."""
-    from rag.answerable import is_chinese
+    from rag.verdict.answerable import is_chinese
 
     curve = []
     for script in ("zh", "en"):

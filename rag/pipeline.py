@@ -17,10 +17,11 @@ from rag.settings import Settings
 
 if TYPE_CHECKING:
     from rag.documents import Bulletin
-    from rag.embed import Embedder
-    from rag.index import BuildReport, LoadedIndex
-    from rag.retrieve import Retriever
-    from rag.topic import Glossary
+    from rag.index.build import BuildReport
+    from rag.index.store import LoadedIndex
+    from rag.model.embed import Embedder
+    from rag.search.retriever import Retriever
+    from rag.verdict.topic import Glossary
 
 
 class PipelineError(Exception):
@@ -58,7 +59,7 @@ def has_index(settings: Settings) -> bool:
 
 def read_bulletins(paths: Sequence[str | Path], settings: Settings) -> list[Bulletin]:
     """The bulletins under `paths` (the corpus folder when none are given)."""
-    from rag.load import BulletinError, load_bulletins
+    from rag.ingest.load import BulletinError, load_bulletins
 
     targets = [Path(p) for p in paths] or [settings.corpus_path]
     try:
@@ -71,7 +72,8 @@ def build(
     bulletins: list[Bulletin], embedder: Embedder, settings: Settings, *, show_progress: bool
 ) -> BuildReport:
     """A new build of the index from these bulletins, made current once it is complete."""
-    from rag.index import IndexUnusable, build_index
+    from rag.index.build import build_index
+    from rag.index.store import IndexUnusable
 
     try:
         return build_index(bulletins, embedder, settings, show_progress=show_progress)
@@ -81,8 +83,8 @@ def build(
 
 def load_model(settings: Settings, *, show_progress: bool) -> Embedder:
     """The configured embedding model (the default one is built offline on first use)."""
-    from rag.embed import load_embedder
-    from rag.onnx_encoder import EncoderUnsupported
+    from rag.model.embed import load_embedder
+    from rag.model.onnx_encoder import EncoderUnsupported
 
     try:
         return load_embedder(settings, show_progress=show_progress)
@@ -98,7 +100,7 @@ def _missing(settings: Settings) -> IndexMissing:
 
 def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
     """The current index, refused when it is missing, built for other settings, or unreadable."""
-    from rag.index import IndexUnusable, load_index
+    from rag.index.store import IndexUnusable, load_index
 
     root = settings.index_path
     if not has_index(settings):
@@ -131,7 +133,7 @@ def open_retriever(
     `embedder` and `glossary` are reused when given (a reload keeps the loaded model); `say`
     hears what is being done that takes a while (building a missing index).
     """
-    from rag.retrieve import Retriever
+    from rag.search.retriever import Retriever
 
     if not build_if_missing and not has_index(settings):
         # Refused before the model loads: seconds, for a start-up that would fail anyway.

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     from rag.documents import Passage
-    from rag.retrieve import Answer, Hit
+    from rag.search.retriever import Answer, Hit
 
 EXAMPLE_QUERY = "北京商业航天2028目标是什么"
 

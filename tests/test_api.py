@@ -17,10 +17,10 @@ from uvicorn.lifespan.on import LifespanOn
 
 from api.app import create_app
 from api.state import service_loader
-from rag.index import build_index
-from rag.load import load_bulletins
+from rag.index.build import build_index
+from rag.ingest.load import load_bulletins
 from rag.pipeline import open_retriever
-from rag.retrieve import Retriever
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server, shared_glossary
 
@@ -660,7 +660,7 @@ def test_start_up_without_an_index_fails_in_one_line(tmp_path, caplog, monkeypat
     def refuse(settings, *, show_progress=False):
         raise AssertionError("the model was loaded for an index that is not there")
 
-    monkeypatch.setattr("rag.embed.load_embedder", refuse)
+    monkeypatch.setattr("rag.model.embed.load_embedder", refuse)
     settings = Settings(root=REPO, index_dir=tmp_path / "index")
     app = create_app(settings, load=service_loader(build_if_missing=False))
     failed, errors = _start_under_uvicorn(app, caplog)
@@ -672,7 +672,9 @@ def test_start_up_without_an_index_fails_in_one_line(tmp_path, caplog, monkeypat
 
 
 def test_start_up_with_a_stale_index_fails_in_one_line(index_dir, caplog, monkeypatch):
-    monkeypatch.setattr("rag.embed.load_embedder", lambda s, show_progress=False: FakeEmbedder())
+    monkeypatch.setattr(
+        "rag.model.embed.load_embedder", lambda s, show_progress=False: FakeEmbedder()
+    )
     settings = Settings(root=REPO, index_dir=index_dir, chunk_tokens=128)
     app = create_app(settings, load=service_loader(build_if_missing=False))
     failed, errors = _start_under_uvicorn(app, caplog)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.accounting import coverage
 from rag.documents import ParsedBulletin
 from rag.evaluate import boundary_scores
-from rag.load import load_bulletin, load_bulletins
-from rag.structure import parse_bulletin
+from rag.ingest.accounting import coverage
+from rag.ingest.load import load_bulletin, load_bulletins
+from rag.ingest.structure import parse_bulletin
 from tests.conftest import BULLETIN, REPO
 
 LABELLED = REPO / "eval" / "archive_articles.jsonl"
@@ -124,8 +124,9 @@ def test_article_boundaries_on_the_held_out_pages(archive_dir):
 @pytest.fixture(scope="module")
 def front_page(archive_dir, tmp_path_factory):
     """The archive's first page, indexed with the fake embedder and searched by words alone."""
-    from rag.index import build_index, load_index
-    from rag.retrieve import Retriever
+    from rag.index.build import build_index
+    from rag.index.store import load_index
+    from rag.search.retriever import Retriever
     from rag.settings import Settings
     from tests.conftest import FakeEmbedder, shared_glossary
 

@@ -13,9 +13,10 @@ import json
 import pytest
 
 from rag.evaluate import load_questions, local_search, run_eval
-from rag.index import build_index, load_index
-from rag.load import load_bulletins
-from rag.retrieve import Retriever
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.ingest.load import load_bulletins
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 from tests.conftest import REPO, shared_glossary
 from tests.gate import regressions

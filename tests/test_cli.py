@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rag.cli import main
-from rag.index import passages_of
-from rag.load import load_bulletins
+from rag.index.build import passages_of
+from rag.ingest.load import load_bulletins
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder
 
@@ -35,7 +35,7 @@ def cli(tmp_path, monkeypatch):
         made.append(FakeEmbedder())
         return made[-1]
 
-    monkeypatch.setattr("rag.embed.load_embedder", fake_load_embedder)
+    monkeypatch.setattr("rag.model.embed.load_embedder", fake_load_embedder)
     return tmp_path / "index"
 
 

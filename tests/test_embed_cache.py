@@ -12,9 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from rag.embed_cache import CACHE_DIR, EmbeddingCache, embed_key
-from rag.index import build_index, load_index
-from rag.load import load_bulletins
+from rag.index.build import build_index
+from rag.index.embed_cache import CACHE_DIR, EmbeddingCache, embed_key
+from rag.index.store import load_index
+from rag.ingest.load import load_bulletins
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder
 
@@ -81,8 +82,8 @@ KILLED_BUILD = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     import rag.index
-    from rag.index import build_index
-    from rag.load import load_bulletins
+    from rag.index.build import build_index
+    from rag.ingest.load import load_bulletins
     from rag.settings import Settings
     from tests.conftest import BULLETIN, REPO, FakeEmbedder
 
@@ -91,7 +92,7 @@ KILLED_BUILD = textwrap.dedent(
             time.sleep(0.3)  # a model's pace: the test kills the build in the middle
             return super().encode_passages(texts)
 
-    rag.index.CACHE_BATCH = 8
+    rag.index.build.CACHE_BATCH = 8
     build_index(load_bulletins([BULLETIN], REPO), Slow(), Settings(root=REPO, index_dir={index!r}))
     """
 )

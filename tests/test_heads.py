@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag import heads
-from rag.lexical import tokenize
+from rag.ingest import heads
+from rag.index.lexical import tokenize
 
 
 @pytest.mark.parametrize(

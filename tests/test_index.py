@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.index
-from rag.chunk import body_sentences
-from rag.index import IndexUnusable, build_index, load_index, passages_of
-from rag.load import load_bulletins
+import rag.index.build
+from rag.index.build import build_index, passages_of
+from rag.index.store import IndexUnusable, load_index
+from rag.ingest.chunk import body_sentences
+from rag.ingest.load import load_bulletins
 from rag.response import result_of
-from rag.retrieve import Filters, QueryError, Retriever
+from rag.search.retriever import Filters, QueryError, Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
 
@@ -189,7 +190,7 @@ def test_old_builds_are_pruned(built):
         settings = _settings(settings.index_path.parent, chunk_tokens=budget)
         last = build_index(bulletins, FakeEmbedder(), settings)
     builds = sorted((settings.index_path / "builds").iterdir())
-    assert len(builds) == rag.index.KEEP_BUILDS
+    assert len(builds) == rag.index.build.KEEP_BUILDS
     assert last.path in builds
     assert _load(settings).manifest["chunker"]["chunk_tokens"] == 64
 
@@ -201,7 +202,7 @@ def _interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("where", ["faiss.write_index", "rag.index._point_current_at"])
+@pytest.mark.parametrize("where", ["faiss.write_index", "rag.index.build._point_current_at"])
 def test_interrupted_build_keeps_previous_index(tmp_path, two_bulletins, monkeypatch, where):
     settings = _settings(tmp_path, root=tmp_path)
     only_real = two_bulletins / BULLETIN.name
@@ -235,7 +236,7 @@ def test_build_interrupted_while_writing_leaves_builds_as_they_were(tmp_path, bu
 def test_build_interrupted_at_the_swap_leaves_builds_as_they_were(tmp_path, built, monkeypatch):
     settings, bulletins, _, _ = built
     snapshot = _snapshot(settings.index_path)
-    monkeypatch.setattr("rag.index._point_current_at", _interrupt)
+    monkeypatch.setattr("rag.index.build._point_current_at", _interrupt)
     with pytest.raises(KeyboardInterrupt):
         build_index(bulletins, FakeEmbedder(), _settings(tmp_path, chunk_tokens=64))
     assert _snapshot(settings.index_path) == snapshot

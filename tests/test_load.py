@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.load import MAX_BYTES, BulletinError, decode, find_bulletins, load_bulletin, load_bulletins
+from rag.ingest.load import (
+    MAX_BYTES,
+    BulletinError,
+    decode,
+    find_bulletins,
+    load_bulletin,
+    load_bulletins,
+)
 from tests.conftest import BULLETIN, REPO
 
 TEXT = (

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.e5_q4 import default_q4_path
+from rag.model.e5_q4 import default_q4_path
 from rag.settings import Settings
 from tests.conftest import BULLETIN
 
@@ -120,7 +120,7 @@ NAMED_EXCEPTIONS = {
 def any_embedder(request):
     """The default model as each encoder runs it: torch, and ONNX Runtime without and with
     int8 arithmetic."""
-    from rag.embed import load_embedder
+    from rag.model.embed import load_embedder
 
     return load_embedder(Settings(encoder=request.param))
 

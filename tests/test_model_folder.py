@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from rag import model_folder
-from rag.e5_q4 import Q4FormatError, dequantize_q4, read_q4_model
+from rag.model import folder as model_folder
+from rag.model.e5_q4 import Q4FormatError, dequantize_q4, read_q4_model
 
 
 def test_dequantize_q4_block_by_hand():

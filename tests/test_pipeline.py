@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import build_index
-from rag.load import load_bulletins
+from rag.index.build import build_index
+from rag.ingest.load import load_bulletins
 from rag.pipeline import (
     CorpusUnusable,
     IndexDamaged,
@@ -38,7 +38,7 @@ def no_model(monkeypatch) -> None:
     def refuse(settings, *, show_progress=False):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("rag.embed.load_embedder", refuse)
+    monkeypatch.setattr("rag.model.embed.load_embedder", refuse)
 
 
 def _built(settings: Settings) -> Path:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.index import build_index, load_index
-from rag.lexical import LexicalIndex, tokenize
-from rag.load import load_bulletins
+from rag.index.build import build_index
+from rag.index.lexical import LexicalIndex, tokenize
+from rag.index.store import load_index
+from rag.ingest.load import load_bulletins
 from rag.places import provinces_named, years_named
-from rag.retrieve import Retriever
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 from tests.conftest import REPO, FakeEmbedder, shared_glossary
 
@@ -177,7 +178,7 @@ def test_few_candidates_keep_the_answers(retrievers):
     ],
 )
 def test_lead_in_sentences(sentence, lead_in):
-    from rag.highlight import is_lead_in
+    from rag.search.highlight import is_lead_in
 
     assert is_lead_in(sentence) is lead_in
 

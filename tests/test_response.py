@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from rag.cli import main
-from rag.index import build_index
-from rag.load import load_bulletins
+from rag.index.build import build_index
+from rag.ingest.load import load_bulletins
 from rag.mode import MODES, Mode, as_mode
 from rag.response import SearchResponse
 from rag.settings import Settings
@@ -34,7 +34,9 @@ def same_settings(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
     for name in ("RAG_CORPUS_DIR", "RAG_CHUNK_TOKENS", "RAG_MODEL", "RAG_SEARCH_MODE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("rag.embed.load_embedder", lambda s, show_progress=False: FakeEmbedder())
+    monkeypatch.setattr(
+        "rag.model.embed.load_embedder", lambda s, show_progress=False: FakeEmbedder()
+    )
     build_index(load_bulletins([BULLETIN], REPO), FakeEmbedder(), Settings())
 
 

@@ -7,10 +7,11 @@ import shutil
 import opencc
 import pytest
 
-from rag.index import build_index, load_index
-from rag.load import load_bulletins
-from rag.retrieve import Retriever
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.ingest.load import load_bulletins
 from rag.script import ScriptReader, script_of
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
 

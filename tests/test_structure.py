@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.accounting import coverage
-from rag.chunk import split_sentences
 from rag.documents import Bulletin, ParsedBulletin, Passage, Span
-from rag.index import passages_of
-from rag.load import load_bulletin
+from rag.index.build import passages_of
+from rag.ingest.accounting import coverage
+from rag.ingest.chunk import split_sentences
+from rag.ingest.load import load_bulletin
+from rag.ingest.structure import parse_bulletin
+from rag.ingest.tokens import count_tokens, get_encoding
 from rag.settings import Settings
-from rag.structure import parse_bulletin
-from rag.tokens import count_tokens, get_encoding
 from tests.conftest import BULLETIN, REPO
 
 PAGE_TITLE = "2024年地方重点工作解读"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from rag.documents import Passage, Span
-from rag.lexical import LexicalIndex
+from rag.index.lexical import LexicalIndex
 from rag.places import years_stated
-from rag.support import places_not_named, words_apart, years_not_stated
+from rag.verdict.support import places_not_named, words_apart, years_not_stated
 from tests.conftest import shared_glossary
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answerable import judge
-from rag.lexical import LexicalIndex
-from rag.topic import chinese_words, english_words, words_not_found
+from rag.index.lexical import LexicalIndex
+from rag.verdict.answerable import judge
+from rag.verdict.topic import chinese_words, english_words, words_not_found
 from tests.conftest import shared_glossary
 
 BULLETIN_WORDS = {

@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from api.app import create_app
-from rag.index import build_index, load_index
-from rag.load import load_bulletins
-from rag.retrieve import Retriever
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.ingest.load import load_bulletins
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, free_port, running_server, shared_glossary
 

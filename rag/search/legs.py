@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.lexical import LexicalIndex
+from rag.index.lexical import LexicalIndex
 
 # HNSW's search breadth: what it explores for the candidates asked of it (at least that many).
 # 2x the candidates kept recall@10 against exact above 0.95 at 1M passages (bench/search_scale.py).
@@ -68,7 +68,7 @@ class DenseLeg:
 
 
 class LexicalLeg:
-    """BM25 over passages (rag.lexical), searched by term postings."""
+    """BM25 over passages (rag.index.lexical), searched by term postings."""
 
     def __init__(self, lexical: LexicalIndex) -> None:
         self.lexical = lexical

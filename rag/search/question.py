@@ -9,9 +9,9 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.answerable import has_terms, is_chinese, searchable_form
 from rag.places import provinces_named, years_named
-from rag.topic import chinese_words
+from rag.verdict.answerable import has_terms, is_chinese, searchable_form
+from rag.verdict.topic import chinese_words
 
 
 class QueryError(ValueError):
@@ -22,15 +22,15 @@ class QueryError(ValueError):
 class Question:
     text: str  # as searched: format characters out, in the bulletins' script
     folded: str  # width folded (NFKC), as its words are read
-    chinese: bool  # mostly Chinese (rag.answerable.is_chinese)
+    chinese: bool  # mostly Chinese (rag.verdict.answerable.is_chinese)
     words: tuple[str, ...]  # jieba's words of `folded`
     has_terms: bool  # names something to search for
     provinces: frozenset[str]  # the provinces it names, as Chinese names
     years: frozenset[int]  # the years it names
-    # Its Chinese content words, each with the words jieba finds in it (rag.topic).
+    # Its Chinese content words, each with the words jieba finds in it (rag.verdict.topic).
     content: tuple[tuple[str, tuple[str, ...]], ...]
     # What the lexical leg searches: the question, and for an English one its words as the
-    # Chinese words the bulletins use for them (rag.topic.Glossary.translate).
+    # Chinese words the bulletins use for them (rag.verdict.topic.Glossary.translate).
     searches: tuple[str, ...]
 
 

@@ -7,21 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from rag.answerable import Verdict, judge, nothing_admitted, nothing_to_search
-from rag.articles import ArticleTable
 from rag.documents import Passage
-from rag.duplicates import fold
-from rag.embed import Embedder
-from rag.highlight import answering_span
-from rag.index import LoadedIndex
-from rag.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
+from rag.index.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
+from rag.index.store import LoadedIndex
 from rag.mode import Mode
+from rag.model.embed import Embedder
 from rag.script import ScriptReader, script_of
+from rag.search.articles import ArticleTable
+from rag.search.duplicates import fold
+from rag.search.highlight import answering_span
 from rag.search.legs import DenseLeg, LexicalLeg, top
 from rag.search.question import QueryError, Question, parse
 from rag.settings import Settings
-from rag.support import places_not_named, words_apart, years_not_stated
-from rag.topic import Glossary, words_not_found
+from rag.verdict.answerable import Verdict, judge, nothing_admitted, nothing_to_search
+from rag.verdict.support import places_not_named, words_apart, years_not_stated
+from rag.verdict.topic import Glossary, words_not_found
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 # The settings' declared defaults (not the environment's values).
@@ -77,11 +77,11 @@ class Answer:
     message: str | None
     # The cosine of the closest passage or sentence: what the verdict was judged on.
     best_similarity: float
-    reason: str | None = None  # see rag.answerable.Verdict
+    reason: str | None = None  # see rag.verdict.answerable.Verdict
 
 
 # An index this large (in passages) uses nearly every everyday word somewhere, so a question
-# word it never uses is evidence the question is not about the bulletins (rag.support).
+# word it never uses is evidence the question is not about the bulletins (rag.verdict.support).
 LARGE_INDEX = 5000
 # How far past the k-th result copies of a result are looked for and folded into it; a copy
 # ranked lower than this is not listed in `duplicates`.
@@ -117,7 +117,8 @@ class Retriever:
     """The embedder, the loaded index and its lexical twin, held for the life of the process.
 
     A question walks one way: parsed once (rag.search.question), each leg's candidates
-    (rag.search.legs), their sentences scored, fused, judged (rag.answerable, rag.support),
+    (rag.search.legs), their sentences scored, fused, judged (rag.verdict.answerable,
+    rag.verdict.support),
     copies folded, highlighted. Keyword defaults are the settings' declared defaults, so a
     retriever built without settings (tests, notebooks) ranks and judges as the service does.
     """
@@ -292,7 +293,7 @@ class Retriever:
         )  # fmt: skip
 
     def _verdict(self, question: Question, hits: list[Hit], best_similarity: float) -> Verdict:
-        """Whether the hits answer the question (rag.answerable; the support tests read the
+        """Whether the hits answer the question (rag.verdict.answerable; the support tests read the
         best few, none when they are off)."""
         closest = [h.passage for h in hits[: self.support_depth]]
         leads = [self.articles.lead_of(p) for p in closest]
@@ -312,12 +313,13 @@ class Retriever:
 
     def _rendered(self, query: str) -> str:
         """An English question's words as the Chinese words the bulletins use for them
-        (rag.topic.Glossary.translate)."""
+        (rag.verdict.topic.Glossary.translate)."""
         return " ".join(self.glossary.translate(query, self._uses))
 
     def _words_apart(self, question: Question) -> list[str]:
         """A Chinese question's content words when no passage uses two of them together
-        (rag.support.words_apart). Not for English: a word rendered alone, out of its phrase,
+        (rag.verdict.support.words_apart). Not for English: a word rendered alone, out of its
+        phrase,
         misses the passage the phrase names (hydrogen corridor)."""
         if not question.chinese:
             return []
@@ -336,7 +338,8 @@ class Retriever:
         return self.lexical.knows(self.reader(word))
 
     def _best_sentence(self, found: Candidates, j: int, mode: Mode) -> tuple[tuple[int, int]]:
-        """The candidate's answering sentence, weighed as the passages were (rag.highlight)."""
+        """The candidate's answering sentence, weighed as the passages were
+        (rag.search.highlight)."""
         rows = slice(int(found.offsets[j]), int(found.offsets[j] + found.lengths[j]))
         weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         span = answering_span(

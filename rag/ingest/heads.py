@@ -1,6 +1,7 @@
 """What the lines around an article's text are: headlines, bylines, datelines, photo credits.
 
-Pure functions over one line (or the start of one paragraph) each, so the parser (rag.structure)
+Pure functions over one line (or the start of one paragraph) each, so the parser
+(rag.ingest.structure)
 reads as a walk over the page and these patterns can be tested one by one. They cover the two
 papers of the project: a 2024 industry page (本报记者 吴丽琳 on its own line) and the People's
 Daily of January 1998 (本报北京１月１日讯…, 新华社贵阳１２月３１日电（记者刘子富）, 据新华社…电,
@@ -111,7 +112,7 @@ OPENERS = re.compile(
 def opens_with_time(text: str) -> bool:
     """Whether a paragraph's first sentence says when, early, as a news lead does:
     …１５日上午在加拉加斯开幕 · …近日全面开通 · 七年来，浦东….（A dateline's date is not
-    counted here: rag.heads.dateline_length reads it.)"""
+    counted here: rag.ingest.heads.dateline_length reads it.)"""
     return bool(_LEAD_TIME.search(text.split("。", 1)[0][:_LEAD_TIME_WITHIN]))
 
 
@@ -183,7 +184,7 @@ def is_photo_text(text: str) -> bool:
 
 def is_credit_line(text: str) -> bool:
     """A line wholly in brackets that credits the report above it: （通宣） · （作者为…）; not a
-    layout marker （Ａ、Ｂ）, a date or a note (rag.heads._NOT_A_CREDIT)."""
+    layout marker （Ａ、Ｂ）, a date or a note (rag.ingest.heads._NOT_A_CREDIT)."""
     return (
         bool(CLOSING_CREDIT.match(text))
         and not LAYOUT_MARKER.match(text)

@@ -20,7 +20,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 
-from rag.answerable import FUNCTION_WORDS, QUESTION_WORDS
+from rag.verdict.answerable import FUNCTION_WORDS, QUESTION_WORDS
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]+")

@@ -1,6 +1,6 @@
 """Split a bulletin into articles, sections and paragraphs, repairing extraction damage.
 
-Where each article starts and what its head is, rag.segment finds; this module reads each
+Where each article starts and what its head is, rag.ingest.segment finds; this module reads each
 article's lines into paragraphs. Every line ends up in a paragraph or in a labelled span
 (rag.documents.LABELS): nothing is dropped without a name.
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag import heads
 from rag.documents import Article, Bulletin, Label, Paragraph, ParsedBulletin, Repair, Span
+from rag.ingest import heads
+from rag.ingest.segment import END_PUNCT, Block, Head, find_articles, split_blocks
 from rag.places import first_province
-from rag.segment import END_PUNCT, Block, Head, find_articles, split_blocks
 
 CLAUSE_SPLIT = re.compile(r"[，、；。！？：“”‘’《》（）,;:!?()\s]+")
 MAX_PULL_QUOTE = 90

@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.model_folder import ensure_default_model
-from rag.onnx_encoder import OnnxEmbedder, ensure_export, export_folder
+from rag.model.folder import ensure_default_model
+from rag.model.onnx_encoder import OnnxEmbedder, ensure_export, export_folder
 from rag.settings import DEFAULT_MODEL_ID, Settings
 
 

@@ -1,9 +1,10 @@
 """Where a page's articles start, and which lines are each one's head.
 
 A page is read as a reader reads it: an article opens with its head (kicker, headline,
-subtitle, byline: rag.heads says which line is which), then its paragraphs, which may open with
+subtitle, byline: rag.ingest.heads says which line is which), then its paragraphs, which may
+open with
 a dateline; a short line between paragraphs is a section heading unless it opens an article; a
-brief opens with its dateline alone. rag.structure then reads each article's lines.
+brief opens with its dateline alone. rag.ingest.structure then reads each article's lines.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag import heads
 from rag.documents import Label, Span
+from rag.ingest import heads
 
 # A paragraph that ends on one of these is complete.
 END_PUNCT = set("。！？!?…”’」』）)》")
@@ -168,7 +169,7 @@ def _opens_article(
 ) -> bool:
     """Whether the head read at `i` opens an article rather than a section of the current one
     (`current`: the head of the article being read, None before the first or for a brief;
-    `digest`: whether that article gathers signed pieces, rag.segment._gathers_pieces)."""
+    `digest`: whether that article gathers signed pieces, rag.ingest.segment._gathers_pieces)."""
     headline = head.headline.text if head.headline else ""
     if first:
         return True

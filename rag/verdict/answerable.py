@@ -6,7 +6,7 @@ Four tests, all cheap and all explainable to the user:
 - the question names a province that no indexed article is about and no passage mentions
   (a question about 上海 asked of bulletins about 北京 and 重庆);
 - the bulletins use none of the question's content words (red-cooked pork, sourdough bread;
-  English questions only when they have three content words or more; see rag.topic);
+  English questions only when they have three content words or more; see rag.verdict.topic);
 - the best-matching passage or sentence is less similar to the question than a floor set a
   margin below the least similar answerable question of the eval. The similarity scale of a
   multilingual model differs by language (off-topic Chinese questions score about 0.85,
@@ -32,7 +32,7 @@ _NUMBER = re.compile(r"\d{2,}")
 # 5G, 3D, H2: letters and digits together name a thing where neither alone would.
 _CODE = re.compile(r"\d+[A-Za-z]+|[A-Za-z]+\d+")
 # Words that ask, or say when, rather than name: a question of these alone has nothing to search
-# for, and the off-topic test (rag.topic) does not count them.
+# for, and the off-topic test (rag.verdict.topic) does not count them.
 # fmt: off
 FUNCTION_WORDS = frozenset({
     "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "could", "did", "do",
@@ -150,9 +150,10 @@ def judge(
 ) -> Verdict:
     """The verdict for one question; `unknown_places` are the provinces it names when none of
     them is an article's or a passage's, `words_not_found` its content words when the bulletins
-    use none of them (rag.topic), `words_apart` its content words when no passage uses two of
-    them together (rag.support), `years_not_found` and `places_not_found` the years and
-    provinces it names when none of the closest passages states one (rag.support),
+    use none of them (rag.verdict.topic), `words_apart` its content words when no passage uses
+    two of
+    them together (rag.verdict.support), `years_not_found` and `places_not_found` the years and
+    provinces it names when none of the closest passages states one (rag.verdict.support),
     `best_similarity` the cosine of the closest passage or sentence
     it could search."""
     chinese = is_chinese(question)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rag.e5_q4 import Q4Model, default_q4_path, read_q4_model
+from rag.model.e5_q4 import Q4Model, default_q4_path, read_q4_model
 from rag.settings import DEFAULT_MODEL_ID
 
 # Bumped when the folder layout changes, so old caches are rebuilt rather than trusted.
