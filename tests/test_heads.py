@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.ingest import heads
 from rag.index.lexical import tokenize
+from rag.ingest import heads
 
 
 @pytest.mark.parametrize(
