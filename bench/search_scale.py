@@ -1,13 +1,21 @@
 """Search cost as the corpus grows, without the model: what the retriever itself adds per query.
 
-The bundled bulletin's passages are the models for N synthetic ones: the same metadata and
-length, in a bulletin and province of their own, with text drawn at random from the bulletin's
-characters (so BM25 sees a realistic vocabulary and no two passages are near-duplicates, as in a
-real corpus). Vectors are random unit vectors and the query embedder returns one too, so the
-figures are fusion, BM25, filters, preference, duplicate folding and highlights, not the query
-embedding (about 18 ms on this machine, see bench/embedding.py).
+Passages are made from the archive's real text: each is 2 to 6 sentences of the built archive
+index, drawn at random and run together, under the metadata of the passage its first sentence
+came from. So BM25 sees the paper's vocabulary and posting lengths. A passage's vector is the
+normalised mean of its sentences' real vectors (their model vectors, from the index), so the
+vectors cluster as real ones do; each sentence keeps its own vector. Questions are the archive
+eval's, encoded once beforehand: the timings are the legs, fusion, sentences, filters,
+preference, duplicate folding, highlights and the verdict, not the encoder (see
+bench/http_latency.py for that).
 
-Run: .venv/bin/python bench/search_scale.py [--sizes 1000 10000 100000] [--queries 50]
+For each size it prints: search p50/p99 without and with a region filter, the dense leg's
+recall@10 against exact search (the same vectors, brute force), the index's size in memory and
+the process's resident memory.
+
+Run (the archive index must exist, `RAG_INDEX_DIR=index-archive rag index corpus archive`):
+    RAG_INDEX_DIR=index-archive .venv/bin/python bench/search_scale.py \\
+        [--sizes 100000 1000000] [--kind auto|flat|ivf|hnsw] [--queries 100]
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -24,115 +33,157 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.index.build import passages_of
+from rag.index.dense import dense_index
 from rag.index.lexical import LEXICAL_DIR, save_lexical
-from rag.index.store import LoadedIndex
-from rag.ingest.chunk import body_sentences
-from rag.ingest.load import load_bulletins
-from rag.places import PROVINCES
+from rag.index.store import LoadedIndex, load_index
+from rag.model.embed import load_embedder
 from rag.search.retriever import Filters, Retriever
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-DIM = 384
 
 
-class RandomEmbedder:
-    """A unit vector per call: the search path without the model."""
+class Gathered:
+    """Sentence vectors as rows of the archive's own: row i is `unique[of[i]]`, so 4M sentence
+    rows cost an index array, not 6 GB of copies."""
 
-    model_id = "bench/random"
-    dim = DIM
+    def __init__(self, unique: np.ndarray, of: np.ndarray) -> None:
+        self.unique, self.of = unique, of
 
-    def __init__(self) -> None:
-        self.rng = np.random.default_rng(0)
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.unique[self.of[rows]]
+
+    def __len__(self) -> int:
+        return len(self.of)
+
+
+class Precomputed:
+    """The questions' real vectors, encoded before the clock starts."""
+
+    def __init__(self, model_id: str, dim: int, vectors: dict[str, np.ndarray]) -> None:
+        self.model_id, self.dim, self._vectors = model_id, dim, vectors
 
     def encode_queries(self, texts):
-        return _unit(self.rng.standard_normal((len(texts), DIM)).astype(np.float32))
+        return np.stack([self._vectors[t] for t in texts])
 
     def encode_passages(self, texts, *, show_progress=False):
-        return self.encode_queries(texts)
+        raise NotImplementedError("the bench never embeds passages")
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def synthetic_index(size: int, path: Path) -> LoadedIndex:
-    import faiss
-
-    settings = Settings(root=REPO)
-    _, base = passages_of(load_bulletins([REPO / "corpus"], REPO), settings)
-    provinces = list(PROVINCES)
-    rng = np.random.default_rng(1)
-    alphabet = np.array(sorted({ch for p in base for ch in p.text if not ch.isspace()}))
-    passages = []
-    for i in range(size):
-        p = base[i % len(base)]
-        copy = i // len(base)
-        chars = rng.choice(alphabet, size=len(p.text))
-        chars[rng.integers(20, 60) :: 45] = "。"  # sentences of about the bulletin's length
+def recombined(source: LoadedIndex, size: int, seed: int = 1):
+    """`size` passages of 2-6 of the archive's sentences each, with their sentence rows and
+    vectors (see the module's docstring)."""
+    rng = np.random.default_rng(seed)
+    rows = source.sentences
+    texts = [source.passages[i].text[a:b] for i, a, b in rows]
+    owner = rows[:, 0]
+    passages, sentence_rows, sentence_of, vectors = [], [], [], []
+    counts = rng.integers(2, 7, size=size)
+    picks = rng.integers(0, len(rows), size=int(counts.sum()))
+    at = 0
+    for i, count in enumerate(counts):
+        chosen = picks[at : at + count]
+        at += count
+        model = source.passages[int(owner[chosen[0]])]
+        parts, offset = [], 0
+        for s in chosen:
+            sentence_rows.append((i, offset, offset + len(texts[s])))
+            sentence_of.append(s)
+            parts.append(texts[s])
+            offset += len(texts[s])
+        v = source.sentence_vectors[chosen].mean(axis=0)
+        vectors.append(v / np.linalg.norm(v))
         passages.append(
             dataclasses.replace(
-                p,
-                passage_id=f"{p.passage_id}-{copy}",
-                doc_id=f"{p.doc_id}-{copy}",
-                region=provinces[copy % len(provinces)],
-                text="".join(chars),
+                model,
+                passage_id=f"syn-{i}",
+                doc_id=f"syn-{i // 100}",
+                article=i % 100 + 1,
+                paragraph=1,
+                text="".join(parts),
+                spans=(),
             )
         )
-    sentences = np.array(
-        [(i, a, b) for i, p in enumerate(passages) for a, b in body_sentences(p.text)],
-        dtype=np.int64,
+    return (
+        passages,
+        np.array(sentence_rows, dtype=np.int64),
+        np.array(sentence_of, dtype=np.int64),
+        np.stack(vectors).astype(np.float32),
     )
-    vectors = _unit(rng.standard_normal((size, DIM)).astype(np.float32))
-    sentence_vectors = _unit(rng.standard_normal((len(sentences), DIM)).astype(np.float32))
-    flat = faiss.IndexFlatIP(DIM)
-    flat.add(vectors)
-    return LoadedIndex(
-        path=path,
-        manifest={"index_kind": "flat", "model_id": RandomEmbedder.model_id, "dim": DIM},
-        passages=passages,
-        vectors=vectors,
-        sentence_vectors=sentence_vectors,
-        sentences=sentences,
-        faiss_index=flat,
-        documents={},
-    )
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--kind", default="auto", choices=["auto", "flat", "ivf", "hnsw"])
+    parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
-    questions = [
-        json.loads(line)["question"]
-        for line in (REPO / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    settings = Settings()
+    embedder = load_embedder(settings)
+    source = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    rows = [
+        json.loads(line)
+        for line in (REPO / "eval" / "archive_questions.jsonl").read_text().splitlines()
         if line.strip()
     ][: args.queries]
+    questions = [r["question"] for r in rows]
+    vectors = dict(zip(questions, embedder.encode_queries(questions), strict=True))
+    del embedder  # the encoder's memory is not the search's
     print(f"command: bench/search_scale.py {' '.join(sys.argv[1:])}".rstrip())
     for size in args.sizes:
         home = Path(tempfile.mkdtemp(prefix="search-scale-"))
         started = time.perf_counter()
-        index = synthetic_index(size, home)
-        built = time.perf_counter() - started
+        passages, sentences, sentence_of, passage_vectors = recombined(source, size)
+        made = time.perf_counter() - started
+        kind = args.kind
+        if kind == "auto":
+            kind = "ivf" if size > settings.approximate_above else "flat"
         started = time.perf_counter()
-        Retriever(RandomEmbedder(), index)
-        cold = time.perf_counter() - started
-        # What `rag index` does: the BM25 indexes saved with the build, so start-up loads them.
+        faiss_index = dense_index(passage_vectors, kind)
+        dense_s = time.perf_counter() - started
         started = time.perf_counter()
-        save_lexical(
-            home / LEXICAL_DIR, [p.text for p in index.passages], index.sentences, "bigram"
+        save_lexical(home / LEXICAL_DIR, [p.text for p in passages], sentences, "bigram")
+        lexical_s = time.perf_counter() - started
+        index = LoadedIndex(
+            path=home,
+            manifest={"index_kind": kind},
+            passages=passages,
+            vectors=passage_vectors,
+            sentence_vectors=Gathered(source.sentence_vectors, sentence_of),  # type: ignore[arg-type]
+            sentences=sentences,
+            faiss_index=faiss_index,
+            documents={},
         )
-        saving = time.perf_counter() - started
-        started = time.perf_counter()
-        retriever = Retriever(RandomEmbedder(), index)
-        ready = time.perf_counter() - started
+        retriever = Retriever(Precomputed(source.manifest["model_id"], 384, vectors), index)
+        bytes_held = (
+            passage_vectors.nbytes
+            + sentences.nbytes
+            + sentence_of.nbytes
+            + (passage_vectors.nbytes if kind != "hnsw" else passage_vectors.nbytes * 1.2)
+            + sum(
+                np.asarray(a).nbytes
+                for lx in (retriever.backend.lexical, retriever.backend.sentence_lexical)
+                for a in lx._bm25.scores.values()
+                if hasattr(a, "nbytes")
+            )
+        )
         print(
-            f"{size:>8} passages: retriever start {cold:.1f} s tokenizing, {ready:.1f} s with the"
-            f" BM25 indexes saved at build time ({saving:.1f} s to save;"
-            f" synthetic index {built:.1f} s)"
+            f"{size:>9} passages ({len(sentences)} sentences, {kind}): made in {made:.0f} s, "
+            f"dense index {dense_s:.0f} s, BM25 {lexical_s:.0f} s; "
+            f"index in memory {bytes_held / 2**20:.0f} MB; RSS {rss_mb():.0f} MB"
         )
+        # The approximate leg against exact search over the same vectors.
+        recalls = []
+        for q in questions:
+            exact = np.argsort(-(passage_vectors @ vectors[q]))[:10]
+            found, _ = retriever.backend.dense_top(vectors[q], 10, None)
+            recalls.append(len(set(exact.tolist()) & set(found.tolist())) / 10)
+        for q in questions[:5]:
+            retriever.answer(q, k=5)  # warm-up
         for label, filters in (("no filter", None), ("region filter", Filters(region="北京"))):
             timings = []
             for q in questions:
@@ -142,9 +193,12 @@ def main() -> int:
             timings.sort()
             p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
             print(
-                f"{size:>8} passages ({len(index.sentences):>7} sentences) {label:14}"
-                f" median {statistics.median(timings):7.1f} ms  p99 {p99:7.1f} ms"
+                f"{size:>9} passages {label:14} search p50 {statistics.median(timings):6.1f} ms"
+                f"  p99 {p99:6.1f} ms"
             )
+        print(f"{size:>9} passages dense recall@10 against exact: {statistics.mean(recalls):.3f}")
+        print(f"{size:>9} passages RSS after searching {rss_mb():.0f} MB")
+        del retriever, index, faiss_index, passages
         shutil.rmtree(home)
     return 0
 

@@ -103,10 +103,18 @@ _CN_DIGIT = {ch: str(i) for i, ch in enumerate("〇一二三四五六七八九")
 _RELATIVE = {"前年": -2, "去年": -1, "今年": 0, "明年": 1, "本年": 0, "上年": -1}
 
 
+# A year named only to compare with (比1996年增长20%, 较上年, 同1996年相比) is not the year a
+# passage gives figures of: the report of 1997 that compares with 1996 does not answer a question
+# about 1996.
+_COMPARED = re.compile(r"(?:[比较]|同|与)(?:(?:19|20)\d\d|上|去|前)年(?:同期)?(?:相比)?")
+
+
 def years_stated(text: str, date: str) -> set[int]:
     """The years a passage states: written in any width (１９９７), in Chinese numerals
-    (一九九七年), or relative to its article's date (去年 in a 1998 article is 1997)."""
-    years = years_named(unicodedata.normalize("NFKC", text))
+    (一九九七年), or relative to its article's date (去年 in a 1998 article is 1997); a year
+    named only to compare with is not stated."""
+    text = _COMPARED.sub("", unicodedata.normalize("NFKC", text))
+    years = years_named(text)
     for numerals in _CN_YEAR.findall(text):
         years.add(int("".join(_CN_DIGIT[ch] for ch in numerals)))
     if date[:4].isdigit():

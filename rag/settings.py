@@ -80,8 +80,12 @@ class Settings(BaseSettings):
     support_depth: int = Field(3, ge=0, le=50)
 
     # --- index ---
-    index_kind: Literal["auto", "flat", "hnsw"] = "auto"
-    hnsw_threshold: int = Field(50_000, ge=1, description="'auto' switches to HNSW above this")
+    index_kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    approximate_above: int = Field(
+        200_000,
+        ge=1,
+        description="'auto' switches from exact search to IVF above this many passages",
+    )
 
     # --- service ---
     host: str = "127.0.0.1"

@@ -585,7 +585,11 @@ def test_the_service_reload_keeps_the_model_and_applies_every_setting(growing):
     )
     reloaded = default_loader(tuned, previous)
     assert reloaded.embedder is previous.embedder and reloaded.glossary is previous.glossary
-    assert (reloaded.mode, reloaded.dense_weight, reloaded.lexical.how) == ("dense", 0.3, "jieba")
+    assert (reloaded.mode, reloaded.dense_weight, reloaded.backend.lexical.how) == (
+        "dense",
+        0.3,
+        "jieba",
+    )
     assert (reloaded.preference, reloaded.floor_zh, reloaded.floor_en) == (0.7, 0.5, 0.4)
     assert reloaded.candidates == 300
 

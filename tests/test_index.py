@@ -313,18 +313,26 @@ def test_unknown_doc_id_is_refused(retriever):
         retriever.search("产业", filters=Filters(doc_id="nope"))
 
 
-def test_an_hnsw_index_answers_like_the_exact_one(tmp_path):
-    settings = _settings(tmp_path, index_kind="hnsw")
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_an_approximate_index_answers_like_the_exact_one(tmp_path, kind):
+    settings = _settings(tmp_path, index_kind=kind)
     embedder = FakeEmbedder()
     build_index(load_bulletins([BULLETIN], REPO), embedder, settings)
     index = _load(settings, embedder)
-    assert index.manifest["index_kind"] == "hnsw"
+    assert index.manifest["index_kind"] == kind
     approximate = Retriever(embedder, index, glossary=shared_glossary())
     target = index.passages[7]
     (hit,) = approximate.search(target.embedding_text(True), k=1, mode="dense")
     assert hit.passage == target
     answer = approximate.answer("北京商业航天可重复使用火箭", k=5)
     assert len(answer.hits) == 5 and [h.rank for h in answer.hits] == [1, 2, 3, 4, 5]
+    # A filter is applied inside the approximate leg, not after it.
+    ids, _ = approximate.backend.dense_top(
+        embedder.encode_queries(["产业"])[0],
+        5,
+        np.array([p.region == "宁夏" for p in index.passages]),
+    )
+    assert ids.size and all(index.passages[i].region == "宁夏" for i in ids)
 
 
 def test_the_build_saves_bm25_so_start_up_does_not_tokenize(built, monkeypatch):
@@ -339,9 +347,12 @@ def test_the_build_saves_bm25_so_start_up_does_not_tokenize(built, monkeypatch):
     monkeypatch.setattr("bm25s.BM25.index", no_indexing)
     loaded = Retriever(embedder, index, glossary=shared_glossary())
     for question in ("北京商业航天2028目标", "光伏产业", "《方案》"):
-        assert np.allclose(loaded.lexical.scores(question), fresh.lexical.scores(question))
         assert np.allclose(
-            loaded.sentence_lexical.scores(question), fresh.sentence_lexical.scores(question)
+            loaded.backend.lexical.scores(question), fresh.backend.lexical.scores(question)
+        )
+        assert np.allclose(
+            loaded.backend.sentence_lexical.scores(question),
+            fresh.backend.sentence_lexical.scores(question),
         )
     # Saved for another tokenizer, or for other texts: built here instead.
     with pytest.raises(AssertionError, match="built again"):

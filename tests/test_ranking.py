@@ -108,7 +108,7 @@ def test_a_place_no_article_is_about_adds_nothing(retrievers):
 
 
 def test_top_is_the_stable_order_of_the_best():
-    from rag.search.legs import top as _top
+    from rag.index.dense import top as _top
 
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 5, size=200).astype(np.float32)  # many ties
@@ -137,14 +137,13 @@ def test_each_leg_returns_its_best_admitted_passages(retrievers):
     for question in QUESTIONS:
         vector = full.embedder.encode_queries([question])[0]
         exact = full.index.vectors @ vector
-        ids, cosines = full.dense.top(vector, 10, mask)
+        ids, cosines = full.backend.dense_top(vector, 10, mask)
         admitted = np.flatnonzero(mask)
         expected = admitted[np.argsort(-exact[admitted], kind="stable")[:10]]
         assert ids.tolist() == expected.tolist()
         assert np.allclose(cosines, exact[ids], atol=1e-5)
-        terms = full.lexical.term_ids(question)
-        bm25 = full.lexical.scores(question)
-        ids, scores = full.lexical_leg.top(terms, 10, mask)
+        bm25 = full.backend.lexical.scores(question)
+        ids, scores = full.backend.lexical_top(question, 10, mask)
         assert mask[ids].all() and (scores > 0).all()
         assert scores.tolist() == sorted(scores.tolist(), reverse=True)
         assert min(scores) >= max(bm25[admitted][~np.isin(admitted, ids)], default=0) - 1e-6

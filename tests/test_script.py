@@ -75,6 +75,6 @@ def test_a_question_in_the_other_script_finds_the_same_passages(simplified, trad
 def test_the_word_test_reads_both_scripts(traditional):
     # A traditional corpus, asked in English: the dictionary's simplified renderings are looked
     # up in the bulletins' script.
-    assert not traditional.lexical.knows("工业投资")
+    assert not traditional.backend.knows("工业投资")
     assert traditional._uses("工业投资") and traditional._uses("工業投資")
     assert traditional.answer("红烧肉怎么做才好吃？").reason == "off_topic"

@@ -16,6 +16,15 @@ def _passage(text: str, date: str = "1998-01-05", headline: str = "", region: st
     return Passage("d:1:1:0", "d", "d.txt", 1, headline, "", 1, region, date, (Span(0, 1),), text)
 
 
+def test_a_year_named_only_to_compare_with_is_not_stated():
+    # The bank's report of 1997 compares with 1996: it gives no figure of 1996.
+    text = "１９９７年各项存款余额２７００亿元，比１９９６年增长２０％，比上年增长１８％。"
+    assert years_stated(text, "1998-01") == {1997}
+    assert years_stated("同1996年相比，产量翻了一番；较去年同期增长5%", "1998-01") == set()
+    # Stated outright, the same year counts.
+    assert years_stated("１９９６年全行实现利润４０亿元，比上年增长", "1998-01") == {1996}
+
+
 def test_years_stated_in_any_width_numerals_or_relative_words():
     assert years_stated("１９９７年全年共生产原油", "1998-01") == {1997}
     assert years_stated("一九九七年十二月三十一日", "1998-01") == {1997}

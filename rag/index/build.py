@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rag.documents import Bulletin, ParsedBulletin, Passage
+from rag.index.dense import dense_index
 from rag.index.embed_cache import EmbeddingCache, embed_key
 from rag.index.lexical import LEXICAL_DIR, save_lexical
 from rag.index.store import FORMAT, IndexUnusable, chunker_settings
@@ -227,12 +228,7 @@ def build_index(
     vectors = np.stack([cache.get(k) for k in keys]).astype(np.float32, copy=False)
 
     kind = _index_kind(settings, len(passages))
-    faiss_index: faiss.Index
-    if kind == "hnsw":
-        faiss_index = faiss.IndexHNSWFlat(embedder.dim, 32, faiss.METRIC_INNER_PRODUCT)
-    else:
-        faiss_index = faiss.IndexFlatIP(embedder.dim)
-    faiss_index.add(vectors[: len(passages)])
+    faiss_index = dense_index(vectors[: len(passages)], kind)
 
     manifest = {
         "format": FORMAT,
@@ -307,7 +303,7 @@ def build_index(
 def _index_kind(settings: Settings, n: int) -> str:
     if settings.index_kind != "auto":
         return settings.index_kind
-    return "hnsw" if n > settings.hnsw_threshold else "flat"
+    return "ivf" if n > settings.approximate_above else "flat"
 
 
 def _point_current_at(root: Path, build: Path) -> None:

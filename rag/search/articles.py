@@ -70,6 +70,14 @@ class ArticleTable:
                 preferred += about[of]
         return preferred
 
+    def about_places(self, question: Question) -> np.ndarray | None:
+        """Per passage, whether its article is about a province the question names; None when
+        no article is."""
+        places = question.provinces & self._region_set
+        if not places:
+            return None
+        return np.isin(self.regions, sorted(places))[self.of]
+
     def unknown_places(self, named: set[str]) -> set[str]:
         """The provinces a question names when none of them is known to the index."""
         return set() if named & self.places else named
