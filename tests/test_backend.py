@@ -47,7 +47,7 @@ def test_an_upserted_passage_is_found_by_both_legs(backend):
     assert ids.tolist() == [before] and cosines[0] == pytest.approx(1.0, abs=1e-5)
     ids, scores = backend.lexical_top("三亚至九所段高速公路", 3, None)
     assert ids[0] == before and scores[0] > 0
-    rows, offsets, lengths = backend.sentence_rows(np.array([before]))
+    rows, _, lengths = backend.sentence_rows(np.array([before]))
     assert lengths.tolist() == [2]
     first = NEW_TEXT.index("。") + 1
     assert backend.sentence_spans(rows).tolist() == [[0, first], [first, len(NEW_TEXT)]]
