@@ -59,6 +59,17 @@ async def _load(base: str, queries: list[str], clients: int, seconds: float) -> 
     }
 
 
+def _memory_mb(pid: int) -> dict[str, float]:
+    """The process's resident memory now and at its peak (Linux /proc), in MB."""
+    fields = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", required=True, help="an eval file; its questions are asked")
@@ -79,10 +90,12 @@ def main() -> None:
         wait_ready(base)
         asyncio.run(_load(base, queries, 4, 3.0))  # warm-up: first requests pay for imports
         results = [asyncio.run(_load(base, queries, n, args.seconds)) for n in args.clients]
+        memory = _memory_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
     print(f"command: {' '.join(sys.argv)}")
+    print(f"server resident memory: {memory['VmRSS']:.0f} MB now, {memory['VmHWM']:.0f} MB at peak")
     for r in results:
         print(
             f"{r['clients']:3d} clients: {r['searches_per_s']:6.1f} searches/s   "

@@ -131,31 +131,38 @@ class LexicalIndex:
         return np.bincount(docs, weights=weights, minlength=self._size).astype(np.float32)
 
     def scores_at(self, terms: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The BM25 scores of the texts `rows` (sorted, distinct) only: each term's postings
-        are looked up by binary search, so the cost follows len(rows), not the corpus."""
-        out = np.zeros(len(rows), dtype=np.float64)
-        if not len(rows):
-            return out.astype(np.float32)
-        scores = self._bm25.scores
-        indptr, indices, data = scores["indptr"], scores["indices"], scores["data"]
-        for slot in terms:
-            a, b = int(indptr[slot]), int(indptr[slot + 1])
-            if a == b:
-                continue
-            posting = indices[a:b]
-            at = np.searchsorted(posting, rows)
-            hit = at < len(posting)
-            hit[hit] = posting[at[hit]] == rows[hit]
-            out[hit] += data[a:b][at[hit]]
-        return out.astype(np.float32)
+        """The BM25 scores of the texts `rows` (sorted, distinct) only: every (term, row) pair
+        is looked up in the terms' postings at once by binary search, so the cost follows the
+        rows asked for and the postings' length, never the corpus."""
+        if not len(rows) or not len(terms):
+            return np.zeros(len(rows), dtype=np.float32)
+        docs, weights, owner = self._postings(terms, with_owner=True)
+        if not len(docs):
+            return np.zeros(len(rows), dtype=np.float32)
+        # Keys (term, doc) in the order the postings are: by term, then by document.
+        size = np.int64(self._size)
+        keys = owner * size + docs
+        asked = (np.arange(len(terms), dtype=np.int64)[:, None] * size + rows[None, :]).ravel()
+        at = np.minimum(np.searchsorted(keys, asked), len(keys) - 1)
+        found = keys[at] == asked
+        return np.where(found, weights[at], 0.0).reshape(len(terms), len(rows)).sum(axis=0).astype(
+            np.float32
+        )
 
-    def _postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _postings(
+        self, terms: np.ndarray, *, with_owner: bool = False
+    ) -> tuple[np.ndarray, ...]:
+        """The postings of the term slots run together: documents, BM25 weights and, with
+        `with_owner`, the position in `terms` each entry came from."""
         scores = self._bm25.scores
         indptr, indices, data = scores["indptr"], scores["indices"], scores["data"]
-        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in terms]
-        docs = np.concatenate([indices[a:b] for a, b in spans])
-        weights = np.concatenate([data[a:b] for a, b in spans]).astype(np.float64)
-        return docs, weights
+        starts, ends = indptr[terms].astype(np.int64), indptr[terms + 1].astype(np.int64)
+        docs = np.concatenate([indices[a:b] for a, b in zip(starts, ends, strict=True)])
+        weights = np.concatenate([data[a:b] for a, b in zip(starts, ends, strict=True)])
+        docs, weights = docs.astype(np.int64), weights.astype(np.float64)
+        if not with_owner:
+            return docs, weights
+        return docs, weights, np.repeat(np.arange(len(terms), dtype=np.int64), ends - starts)
 
 
 def sentence_texts(texts: Sequence[str], sentences: np.ndarray) -> list[str]:
