@@ -357,3 +357,21 @@ def test_the_build_saves_bm25_so_start_up_does_not_tokenize(built, monkeypatch):
     # Saved for another tokenizer, or for other texts: built here instead.
     with pytest.raises(AssertionError, match="built again"):
         Retriever(embedder, index, lexical_tokenizer="jieba", glossary=shared_glossary())
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(region="北京"),
+        Filters(article=2),
+        Filters(date_from="2024-01", date_to="2024-01-31"),
+        Filters(date_from="2099"),
+        Filters(doc_id="000_a1e9ce7368794dc6", region="宁夏"),
+    ],
+    ids=["region", "article", "month", "none", "doc+region"],
+)
+def test_the_article_mask_is_the_filter_per_passage(retriever, filters):
+    # The mask is computed as arrays (and dates once per distinct date): the same verdict as
+    # asking the filter of every passage.
+    expected = [filters.admits(p) for p in retriever.backend.passages]
+    assert retriever.articles.mask(filters).tolist() == expected

@@ -5,13 +5,30 @@ once per article and spread to its passages by index, with no per-passage Python
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from rag.documents import Passage
 from rag.places import PROVINCES, years_named
 from rag.search.question import Question
+
+
+class ArticleFilter(Protocol):
+    """What a filter says of an article (rag.search.retriever.Filters)."""
+
+    @property
+    def doc_id(self) -> str | None: ...
+    @property
+    def article(self) -> int | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def date_from(self) -> str | None: ...
+    @property
+    def date_to(self) -> str | None: ...
+    def admits_date(self, date: str) -> bool: ...
 
 
 class ArticleTable:
@@ -40,6 +57,9 @@ class ArticleTable:
                 years[self.of[i]] |= years_named(p.text)
         self.years = [frozenset(y) for y in years]
         self.regions = np.array([a.region for a in self.first])
+        self._doc_ids = np.array([a.doc_id for a in self.first])
+        self._numbers = np.array([a.article for a in self.first], dtype=np.int64)
+        self._dates, self._date_of = np.unique([a.date for a in self.first], return_inverse=True)
         self._region_set = set(self.regions.tolist())
         # Provinces the index knows anything about: an article's region, or a name found in a
         # passage. A plain substring test here errs the safe way (黄河北岸 makes 河北 "known",
@@ -52,9 +72,21 @@ class ArticleTable:
         """The first passage of the article `passage` is of."""
         return self.first[self._slots[(passage.doc_id, passage.article)]]
 
-    def mask(self, admits: Callable[[Passage], bool]) -> np.ndarray:
-        """Per passage, whether its article passes a filter that looks at article metadata."""
-        return np.array([admits(a) for a in self.first], dtype=bool)[self.of]
+    def mask(self, filters: ArticleFilter) -> np.ndarray:
+        """Per passage, whether its article passes the filters (they look at article metadata
+        only). Compared as arrays, and dates once per distinct date: a Python call per article
+        took 40 ms a question at 100k passages."""
+        keep = np.ones(len(self.first), dtype=bool)
+        if filters.doc_id is not None:
+            keep &= self._doc_ids == filters.doc_id
+        if filters.article is not None:
+            keep &= self._numbers == filters.article
+        if filters.region is not None:
+            keep &= self.regions == filters.region
+        if filters.date_from is not None or filters.date_to is not None:
+            dated = np.array([filters.admits_date(d) for d in self._dates], dtype=bool)
+            keep &= dated[self._date_of]
+        return keep[self.of]
 
     def preferred(self, question: Question, ids: np.ndarray) -> np.ndarray:
         """For the passages `ids`: 1 for those of an article about a province the question

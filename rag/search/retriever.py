@@ -46,15 +46,18 @@ class Filters:
             return False
         if self.region is not None and p.region != self.region:
             return False
+        return self.admits_date(p.date)
+
+    def admits_date(self, date: str) -> bool:
         # Dates compare as ISO prefixes, so a month ("2024-01") admits its days. An unknown date
         # never passes a date filter.
         if self.date_from is not None and (
-            p.date == "unknown" or p.date[: len(self.date_from)] < self.date_from
+            date == "unknown" or date[: len(self.date_from)] < self.date_from
         ):
             return False
         return not (
             self.date_to is not None
-            and (p.date == "unknown" or p.date[: len(self.date_to)] > self.date_to)
+            and (date == "unknown" or date[: len(self.date_to)] > self.date_to)
         )
 
 
@@ -205,7 +208,7 @@ class Retriever:
         if filters and filters.doc_id is not None and filters.doc_id not in self._doc_ids:
             raise QueryError(f"unknown doc_id {filters.doc_id!r}")
         mode = mode or self.mode
-        mask = None if filters is None else self.articles.mask(filters.admits)
+        mask = None if filters is None else self.articles.mask(filters)
         if mask is not None and not mask.any():
             nothing = nothing_admitted(question.text)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
