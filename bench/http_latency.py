@@ -13,6 +13,7 @@ embedding; on the archive:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -21,6 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 
@@ -39,6 +42,31 @@ def free_port() -> int:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class Service:
+    base: str  # http://127.0.0.1:<port>
+    pid: int
+
+
+@contextlib.contextmanager
+def running_service() -> Iterator[Service]:
+    """`rag serve` on a free local port with this process's settings, once it is ready."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base)
+        yield Service(base, server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def wait_ready(base: str, seconds: float = 180) -> None:
@@ -77,17 +105,8 @@ def main() -> None:
     if args.questions:
         with open(args.questions, encoding="utf-8") as rows:
             queries = [json.loads(line)["question"] for line in rows if line.strip()]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base)
-        client = httpx.Client(base_url=base, timeout=30)
+    with running_service() as service:
+        client = httpx.Client(base_url=service.base, timeout=30)
         for _ in range(10):  # warm-up
             client.get("/v1/search", params={"q": QUERY})
         http_ms, server_ms = [], []
@@ -96,9 +115,6 @@ def main() -> None:
             reply = client.get("/v1/search", params={"q": query, "top_k": 5})
             http_ms.append((time.perf_counter() - t) * 1000)
             server_ms.append(reply.json()["took_ms"])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     settings = Settings()
     # The yardstick is the model as sentence-transformers runs it (torch fp32), beside the

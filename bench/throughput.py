@@ -15,16 +15,14 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 
 import httpx
 
 # bench/ scripts run as files, so their folder is on the path.
-from http_latency import free_port, percentile, wait_ready
+from http_latency import percentile, running_service
 
 
 async def _load(base: str, queries: list[str], clients: int, seconds: float) -> dict[str, float]:
@@ -78,22 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.questions, encoding="utf-8") as rows:
         queries = [json.loads(line)["question"] for line in rows if line.strip()]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base)
-        asyncio.run(_load(base, queries, 4, 3.0))  # warm-up: first requests pay for imports
-        results = [asyncio.run(_load(base, queries, n, args.seconds)) for n in args.clients]
-        memory = _memory_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_service() as service:
+        asyncio.run(_load(service.base, queries, 4, 3.0))  # warm-up: first requests pay imports
+        results = [asyncio.run(_load(service.base, queries, n, args.seconds)) for n in args.clients]
+        memory = _memory_mb(service.pid)
     print(f"command: {' '.join(sys.argv)}")
     print(f"server resident memory: {memory['VmRSS']:.0f} MB now, {memory['VmHWM']:.0f} MB at peak")
     for r in results:

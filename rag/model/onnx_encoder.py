@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -65,6 +64,8 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
+
+    from rag.model.folder import replace_folder
 
     if show_progress:
         print(f"exporting {model} to ONNX int8 in {out} ...", flush=True)
@@ -115,11 +116,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
             "pad_id": st.tokenizer.pad_token_id or 0,
         }
         (staging / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        staging.rename(out)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
