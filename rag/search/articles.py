@@ -56,6 +56,10 @@ class ArticleTable:
             if p.paragraph == lead[self.of[i]]:
                 years[self.of[i]] |= years_named(p.text)
         self.years = [frozenset(y) for y in years]
+        # Per year, the articles about it: worked out the first time a question names it (a
+        # pass over every article, 30 ms at 100k), then looked up. Years are 1900-2099 only
+        # (rag.places), so there are at most 200 of these.
+        self._about_year: dict[int, np.ndarray] = {}
         self.regions = np.array([a.region for a in self.first])
         self._doc_ids = np.array([a.doc_id for a in self.first])
         self._numbers = np.array([a.article for a in self.first], dtype=np.int64)
@@ -97,7 +101,9 @@ class ArticleTable:
         if places:
             preferred += np.isin(self.regions, sorted(places))[of]
         if question.years:
-            about = np.array([bool(question.years & ys) for ys in self.years], dtype=bool)
+            about = np.zeros(len(self.first), dtype=bool)
+            for year in question.years:
+                about |= self._articles_about(year)
             if not about.all():
                 preferred += about[of]
         return preferred
@@ -109,6 +115,11 @@ class ArticleTable:
         if not places:
             return None
         return np.isin(self.regions, sorted(places))[self.of]
+
+    def _articles_about(self, year: int) -> np.ndarray:
+        if year not in self._about_year:
+            self._about_year[year] = np.array([year in ys for ys in self.years], dtype=bool)
+        return self._about_year[year]
 
     def unknown_places(self, named: set[str]) -> set[str]:
         """The provinces a question names when none of them is known to the index."""
