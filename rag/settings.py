@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     answer_floor_zh: float = Field(0.865, ge=0.0, le=1.0)
     answer_floor_en: float = Field(0.76, ge=0.0, le=1.0)
     # Each leg (dense, lexical) hands fusion its best this many passages; fusion, the sentences,
-    # the highlight and the verdict look at their union only (rag.search.legs).
+    # the highlight and the verdict look at their union only (rag.index.backend).
     candidates: int = Field(200, ge=1, le=10_000, description="candidates per leg")
 
     # A question naming a year or a province is judged unanswerable when none of its this many

@@ -1,6 +1,6 @@
 """A question read once: cleaned, in the bulletins' script, cut into words, its places and
 years named. Every later stage (the legs, the preference, the verdict) reads this object and
-none cuts the question again: jieba ran on it five times per search before.
+none cuts the question again: jieba cut it in four places per search before.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ class Retriever:
     """The embedder, the loaded index and its lexical twin, held for the life of the process.
 
     A question walks one way: parsed once (rag.search.question), each leg's candidates
-    (rag.search.legs), their sentences scored, fused, judged (rag.verdict.answerable,
+    (rag.index.backend), their sentences scored, fused, judged (rag.verdict.answerable,
     rag.verdict.support),
     copies folded, highlighted. Keyword defaults are the settings' declared defaults, so a
     retriever built without settings (tests, notebooks) ranks and judges as the service does.
