@@ -161,7 +161,8 @@ class LocalBackend:
         `sentences[i]` passage i's sentence spans and `sentence_vectors[i]` their vectors."""
         if not (len(passages) == len(vectors) == len(sentences) == len(sentence_vectors)):
             raise ValueError("upsert needs one vector and one sentence list per passage")
-        self.delete([p.passage_id for p in passages])
+        # The replaced rows are masked here; BM25 is rebuilt once, below, not also by delete.
+        self._mask_out({p.passage_id for p in passages})
         first = len(self._passages)
         self._passages.extend(passages)
         self.live = np.concatenate([self.live, np.ones(len(passages), dtype=bool)])
@@ -178,11 +179,14 @@ class LocalBackend:
 
     def delete(self, passage_ids: Sequence[str]) -> int:
         """Mask out the live passages of these ids; how many there were."""
-        wanted = set(passage_ids)
+        count = self._mask_out(set(passage_ids))
+        if count:
+            self._reindex_lexical()
+        return count
+
+    def _mask_out(self, wanted: set[str]) -> int:
         hit = np.array([p.passage_id in wanted for p in self._passages], dtype=bool) & self.live
         self.live &= ~hit
-        if hit.any():
-            self._reindex_lexical()
         return int(hit.sum())
 
     def _reindex_lexical(self) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -101,6 +102,26 @@ def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
 CACHE_BATCH = 1024
 
 
+def _in_batches(
+    order: list[int], size: int, *, show_progress: bool, unit: str
+) -> Iterator[list[int]]:
+    """`order` in batches of `size`, with a progress bar over all of them when asked."""
+    bar = None
+    if show_progress and order:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(order), desc="embedding", unit=unit)
+    try:
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            yield batch
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _embed_missing(
     texts: list[str],
     keys: list[bytes],
@@ -117,18 +138,8 @@ def _embed_missing(
             first.setdefault(key, i)
     # Longest first, so that batches are of like lengths and the bar's pace only rises.
     order = sorted(first.values(), key=lambda i: -len(texts[i]))
-    bar = None
-    if show_progress and order:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(order), desc="embedding", unit="text")
-    for start in range(0, len(order), CACHE_BATCH):
-        batch = order[start : start + CACHE_BATCH]
+    for batch in _in_batches(order, CACHE_BATCH, show_progress=show_progress, unit="text"):
         cache.put([keys[i] for i in batch], embedder.encode_passages([texts[i] for i in batch]))
-        if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
     missing = set(first)
     return {i for i, key in enumerate(keys) if key in missing}
 
@@ -168,14 +179,8 @@ def _embed_pooled(
         if key not in cache or any(sentence_keys[r] not in cache for r in _rows_of(owner, i))
     ]
     order = sorted(missing, key=lambda i: -len(texts[i]))
-    bar = None
-    if show_progress and order:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(order), desc="embedding", unit="passage")
     step = max(1, CACHE_BATCH // 4)  # a passage brings its sentences: batches of like size
-    for start in range(0, len(order), step):
-        batch = order[start : start + step]
+    for batch in _in_batches(order, step, show_progress=show_progress, unit="passage"):
         vectors, pooled = pool([texts[i] for i in batch], [spans[i] for i in batch])
         batch_keys = [passage_keys[i] for i in batch]
         rows = [vectors]
@@ -183,12 +188,8 @@ def _embed_pooled(
             batch_keys += [sentence_keys[r] for r in _rows_of(owner, i)]
             rows.append(span_vectors)
         cache.put(batch_keys, np.concatenate(rows))
-        if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
     done = set(missing)
-    todo = {i for i in done} | {len(passages) + r for r, i in enumerate(owner) if i in done}
+    todo = done | {len(passages) + r for r, i in enumerate(owner) if i in done}
     return keys, todo
 
 

@@ -97,9 +97,9 @@ class ArticleTable:
         names, +1 for a year it names. A year every article shares adds nothing."""
         of = self.of[ids]
         preferred = np.zeros(len(ids), dtype=np.float32)
-        places = question.provinces & self._region_set
-        if places:
-            preferred += np.isin(self.regions, sorted(places))[of]
+        about = self._about_places(question)
+        if about is not None:
+            preferred += about[of]
         if question.years:
             about = np.zeros(len(self.first), dtype=bool)
             for year in question.years:
@@ -111,10 +111,13 @@ class ArticleTable:
     def about_places(self, question: Question) -> np.ndarray | None:
         """Per passage, whether its article is about a province the question names; None when
         no article is."""
+        about = self._about_places(question)
+        return None if about is None else about[self.of]
+
+    def _about_places(self, question: Question) -> np.ndarray | None:
+        """Per article, whether it is about a province the question names (None: none is)."""
         places = question.provinces & self._region_set
-        if not places:
-            return None
-        return np.isin(self.regions, sorted(places))[self.of]
+        return np.isin(self.regions, sorted(places)) if places else None
 
     def _articles_about(self, year: int) -> np.ndarray:
         if year not in self._about_year:
