@@ -133,6 +133,7 @@ def open_retriever(
     `embedder` and `glossary` are reused when given (a reload keeps the loaded model); `say`
     hears what is being done that takes a while (building a missing index).
     """
+    from rag.model.batching import QueryBatcher
     from rag.search.retriever import Retriever
 
     if not build_if_missing and not has_index(settings):
@@ -143,4 +144,7 @@ def open_retriever(
         say(f"no index yet; building it from {settings.corpus_path}")
         build(read_bulletins([], settings), model, settings, show_progress=show_progress)
     index = open_index(settings, model)
+    if not isinstance(model, QueryBatcher):
+        # The service answers on many threads: their questions share forward passes.
+        model = QueryBatcher(model, settings.query_batch)
     return Retriever.from_settings(model, index, settings, glossary=glossary)

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         "model name or folder is loaded as given (a hub name needs network)",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    query_batch: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="at most this many questions that arrive together are encoded in one "
+        "forward pass (rag.model.batching); 1 encodes each alone",
+    )
     encoder: Literal["onnx", "onnx-int8", "torch"] = Field(
         "onnx",
         description="onnx: ONNX Runtime, fp32 arithmetic, exported once from the model "
