@@ -160,9 +160,8 @@ class LexicalIndex:
         at = np.minimum(np.searchsorted(asked, held[entries]), len(asked) - 1)
         found = asked[at] == held[entries]
         owner = np.repeat(np.arange(len(rows)), lengths)
-        return np.bincount(
-            owner[found], weights[entries][found] * times[at[found]], minlength=len(rows)
-        ).astype(np.float32)
+        chosen = weights[entries][found].astype(np.float64) * times[at[found]]
+        return np.bincount(owner[found], chosen, minlength=len(rows)).astype(np.float32)
 
     def _postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The postings of the term slots run together (a term given twice, twice): documents
@@ -187,10 +186,11 @@ def _by_text(scores: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray,
         shape=(size, len(scores["indptr"]) - 1),
     )
     by_text = by_term.tocsr()
+    # As narrow as bm25s's own arrays: 20 MB for the archive's sentences, not 40.
     return (
         by_text.indptr.astype(np.int64),
-        by_text.indices.astype(np.int64),
-        by_text.data.astype(np.float64),
+        by_text.indices.astype(np.int32),
+        by_text.data.astype(np.float32),
     )
 
 
