@@ -67,10 +67,18 @@ class LexicalIndex:
             self._bm25 = _bm25
         else:
             self._bm25 = bm25s.BM25(b=LENGTH_NORMALISATION)
-            # An empty document would break bm25s's vocabulary; a placeholder term keeps counts
-            # aligned.
-            corpus = [tokenize(t, how) or ["\u0000"] for t in texts]
-            self._bm25.index(corpus, show_progress=False)
+            # Terms become vocabulary slots text by text, so the corpus is held as lists of
+            # shared ints, not of strings: each bigram sliced out is a new string object, and
+            # 400,000 sentences' worth held at once took gigabytes. An empty document would
+            # break bm25s's vocabulary; a placeholder term keeps counts aligned.
+            vocab: dict[str, int] = {}
+            ids = [
+                [vocab.setdefault(term, len(vocab)) for term in tokenize(t, how) or ["\u0000"]]
+                for t in texts
+            ]
+            self._bm25.index(
+                bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False
+            )
         self._by_text = _by_text(self._bm25.scores, self._size)
 
     def save(self, folder: Path, texts: Sequence[str]) -> None:
