@@ -118,7 +118,33 @@ def check_files(folder: Path, listing: Any, *, full: bool) -> Checked:
             if file_digest(path) != expected.get(CHECKSUM):
                 raise DamagedFile(path, f"its {CHECKSUM} does not match the manifest")
             hashed += size
+        elif name.endswith(".npy"):
+            check_npy_header(path, size)
     return Checked(folder=folder, files=len(listing), hashed_bytes=hashed)
+
+
+def check_npy_header(path: Path, size: int) -> None:
+    """Refuse a .npy file whose header cannot be read or describes other than `size` bytes:
+    a bulk array not hashed at load is still named when its header is cut, zeroed or garbled."""
+    from numpy.lib import format as npy
+
+    try:
+        with path.open("rb") as stream:
+            version = npy.read_magic(stream)
+            # np.save writes 1.0, or 2.0 for a header over 64 KiB; 3.0 only for field names
+            # outside Latin-1, which no array of a build has.
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"format version {version}")
+            read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read(stream)
+            data_at = stream.tell()
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise DamagedFile(path, f"its array header: {type(exc).__name__}: {exc}") from exc
+    if dtype.hasobject:
+        raise DamagedFile(path, "its array header names Python objects")
+    described = data_at + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if described != size:
+        raise DamagedFile(path, f"its header describes {described} bytes, the file has {size}")
 
 
 def load_array(
