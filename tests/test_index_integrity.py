@@ -247,3 +247,21 @@ def test_rag_index_verify_finds_what_the_fast_load_does_not(index_copy):
     (line,) = done.stderr.splitlines()
     assert "sha256 does not match" in line
     _assert_names(line, damaged)
+
+
+# --- the embedding cache beside the builds ------------------------------------------------------
+
+
+def test_a_garbled_cache_batch_is_set_aside_not_served(index_copy):
+    """One byte of a batch changed, its size the same: the zip's CRC-32 refuses it, and the
+    next build embeds its texts again rather than trusting a vector of it."""
+    from rag.index.embed_cache import CACHE_DIR
+
+    (batch,) = (index_copy.index_path / CACHE_DIR / "fake_char-hash").glob("*.npz")
+    _damage(batch, "garbled")
+    embedder = FakeEmbedder()
+    report = build_index(load_bulletins([BULLETIN], REPO), embedder, index_copy)
+    assert report.damaged_cache and "CRC" in report.damaged_cache[0]
+    assert report.embedded == report.passages  # none of the batch's vectors was reused
+    assert batch.with_name(batch.name + ".damaged").is_file()
+    verify_index(index_copy)

@@ -350,6 +350,9 @@ def _remove_old_builds(builds: Path, keep: Path) -> None:
             # Renamed out of sight first: a build killed while removing it leaves a hidden
             # folder the next sweep removes, not a half-deleted build that looks newest.
             going = old.with_name(f".{old.name}.removing")
-            old.rename(going)
+            try:
+                old.rename(going)
+            except OSError:  # another build, finishing at the same time, took it first
+                continue
             shutil.rmtree(going, ignore_errors=True)
 
