@@ -18,6 +18,7 @@ from rag.settings import Settings
 if TYPE_CHECKING:
     from rag.documents import Bulletin
     from rag.index.build import BuildReport
+    from rag.index.integrity import Checked
     from rag.index.store import LoadedIndex
     from rag.model.embed import Embedder
     from rag.search.retriever import Retriever
@@ -100,6 +101,7 @@ def _missing(settings: Settings) -> IndexMissing:
 
 def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
     """The current index, refused when it is missing, built for other settings, or unreadable."""
+    from rag.index.integrity import DamagedFile
     from rag.index.store import IndexUnusable, load_index
 
     root = settings.index_path
@@ -107,6 +109,8 @@ def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
         raise _missing(settings)
     try:
         return load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    except DamagedFile as exc:  # a file that is not what the build wrote: named, one line
+        raise IndexDamaged(str(exc)) from exc
     except IndexUnusable as exc:
         # The manifest was there a moment ago; a rebuild may have swapped it out since.
         raise (IndexStale if has_index(settings) else IndexMissing)(str(exc)) from exc
@@ -117,6 +121,33 @@ def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
             f"the index at {root} cannot be read ({type(exc).__name__}: {exc}); "
             "rebuild it with `rag index`"
         ) from exc
+
+
+def verify_index(settings: Settings) -> Checked:
+    """Every file of the current index checked against the manifest's sizes and checksums (the
+    bulk arrays too, which loading checks by size only); nothing is rebuilt."""
+    from rag.index.integrity import DamagedFile
+    from rag.index.store import IndexUnusable
+    from rag.index.store import verify_index as verify_current
+
+    if not has_index(settings):
+        raise _missing(settings)
+    try:
+        return verify_current(settings)
+    except DamagedFile as exc:
+        raise IndexDamaged(str(exc)) from exc
+    except IndexUnusable as exc:
+        raise (IndexStale if has_index(settings) else IndexMissing)(str(exc)) from exc
+
+
+def sweep_abandoned(settings: Settings, say: Callable[[str], None] = _quiet) -> tuple[str, ...]:
+    """Remove what killed builds left in the index folder (never a running build's); what."""
+    from rag.index.staging import remove_abandoned
+
+    swept = remove_abandoned(settings.index_path)
+    if swept:
+        say(f"removed {len(swept)} leftovers of killed builds from {settings.index_path}")
+    return swept
 
 
 def open_retriever(
@@ -131,11 +162,14 @@ def open_retriever(
     """The model and the index, ready to answer questions.
 
     `embedder` and `glossary` are reused when given (a reload keeps the loaded model); `say`
-    hears what is being done that takes a while (building a missing index).
+    hears what is being done that takes a while (building a missing index). What killed builds
+    left behind is removed first, so `rag serve`'s start cleans up after them.
     """
+    from rag.index.integrity import DamagedFile
     from rag.model.batching import QueryBatcher
     from rag.search.retriever import Retriever
 
+    sweep_abandoned(settings, say)
     if not build_if_missing and not has_index(settings):
         # Refused before the model loads: seconds, for a start-up that would fail anyway.
         raise _missing(settings)
@@ -147,4 +181,7 @@ def open_retriever(
     if not isinstance(model, QueryBatcher):
         # The service answers on many threads: their questions share forward passes.
         model = QueryBatcher(model, settings.query_batch)
-    return Retriever.from_settings(model, index, settings, glossary=glossary)
+    try:
+        return Retriever.from_settings(model, index, settings, glossary=glossary)
+    except DamagedFile as exc:  # the saved BM25 postings, read by the search backend
+        raise IndexDamaged(str(exc)) from exc

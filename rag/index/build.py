@@ -19,7 +19,9 @@ import numpy as np
 from rag.documents import Bulletin, ParsedBulletin, Passage
 from rag.index.dense import dense_index
 from rag.index.embed_cache import EmbeddingCache, embed_key
+from rag.index.integrity import CHECKSUM, MANIFEST, describe, seal
 from rag.index.lexical import LEXICAL_DIR, save_lexical
+from rag.index.staging import build_lease, sync_dir, sync_tree
 from rag.index.store import FORMAT, IndexUnusable, chunker_settings
 from rag.ingest.accounting import coverage
 from rag.ingest.chunk import body_sentences, chunk_bulletin
@@ -28,6 +30,9 @@ from rag.ingest.tokens import count_tokens, get_encoding
 from rag.model.embed import Embedder
 from rag.settings import Settings
 
+# Complete builds kept: the current one and the one before it (a reader that resolved
+# `current` just before a swap still finds its files). Staging folders are never kept: a build
+# removes its own when it fails, and a killed one's is swept (rag.index.staging).
 KEEP_BUILDS = 2
 
 
@@ -46,6 +51,8 @@ class BuildReport:
     unaccounted: dict[str, int] = dataclasses.field(default_factory=dict)  # source -> characters
     # Cache batch files that could not be read: set aside, their texts embedded again.
     damaged_cache: tuple[str, ...] = ()
+    # What builds killed earlier had left (staging folders, temporary files), now removed.
+    swept: tuple[str, ...] = ()
 
 
 def passages_of(
@@ -208,6 +215,14 @@ def build_index(
     show_progress: bool = False,
 ) -> BuildReport:
     """Parse, chunk, embed (reusing vectors of unchanged passages) and write a new build."""
+    with build_lease(settings.index_path) as swept:
+        report = _build(bulletins, embedder, settings, show_progress=show_progress)
+    return dataclasses.replace(report, swept=tuple(swept))
+
+
+def _build(
+    bulletins: list[Bulletin], embedder: Embedder, settings: Settings, *, show_progress: bool
+) -> BuildReport:
     import faiss
 
     started = time.perf_counter()
@@ -271,10 +286,17 @@ def build_index(
             json.dump(
                 {pb.bulletin.doc_id: document_json(pb) for pb in parsed}, out, ensure_ascii=False
             )
-        # The manifest is written last: a build folder without one is never loaded.
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        # Every file listed with its size and checksum, read back from disk; the manifest is
+        # written last, so a build folder without one is never loaded.
+        manifest["contents"] = describe(staging)
+        manifest["checksum_algorithm"] = CHECKSUM
+        (staging / MANIFEST).write_text(
+            json.dumps(seal(manifest), indent=2, ensure_ascii=False), encoding="utf-8"
+        )
+        sync_tree(staging)  # the files' bytes are on disk before their build can be current
         final = builds / build_id
         staging.rename(final)
+        sync_dir(builds)
         _point_current_at(root, final)
     except BaseException:
         # Nothing points at an unfinished build yet, so removing it loses nothing.
@@ -314,6 +336,7 @@ def _point_current_at(root: Path, build: Path) -> None:
         tmp.unlink()
     tmp.symlink_to(build.relative_to(root))
     os.replace(tmp, link)  # atomic: readers see the old build or the new one
+    sync_dir(root)
 
 
 def _remove_old_builds(builds: Path, keep: Path) -> None:
@@ -321,7 +344,15 @@ def _remove_old_builds(builds: Path, keep: Path) -> None:
         (p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")),
         key=lambda p: p.stat().st_mtime,
     )
+    current = (builds.parent / "current").resolve()
     for old in done[:-KEEP_BUILDS]:
-        if old != keep:
-            shutil.rmtree(old, ignore_errors=True)
+        if old not in (keep, current):
+            # Renamed out of sight first: a build killed while removing it leaves a hidden
+            # folder the next sweep removes, not a half-deleted build that looks newest.
+            going = old.with_name(f".{old.name}.removing")
+            try:
+                old.rename(going)
+            except OSError:  # another build, finishing at the same time, took it first
+                continue
+            shutil.rmtree(going, ignore_errors=True)
 

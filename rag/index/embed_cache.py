@@ -3,8 +3,9 @@ build resumes where it stopped.
 
 The cache is a folder of batch files, one per model (with its encoder), beside the builds:
 `<index_dir>/embeddings/<model>/<batch>.npz`, each holding the SHA-256 keys of the texts
-(model id + text) and their vectors. A batch is written to a temporary name and renamed, so a
-file is whole or absent; one that cannot be read (damaged on disk) is set aside by name and its
+(model id + text) and their vectors. A batch is written to a temporary name, fsynced and
+renamed, so a file is whole or absent (a killed build's temporary file is swept by
+rag.index.staging); one that cannot be read (damaged on disk) is set aside by name and its
 texts embedded again, never trusted.
 """
 
@@ -19,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from rag.index.staging import sync_dir
 
 CACHE_DIR = "embeddings"
 KEY_BYTES = 32
@@ -89,14 +92,26 @@ class EmbeddingCache:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
+        sync_dir(self.folder)  # the new name survives a power loss, not only the bytes
         self._files.append(path)
 
     def _read(self, path: Path) -> None:
         try:
             with np.load(path) as batch:
                 keys, vectors = batch["keys"], batch["vectors"]
-            if keys.shape[1:] != (KEY_BYTES,) or vectors.shape != (len(keys), self.dim):
-                raise ValueError(f"keys {keys.shape}, vectors {vectors.shape}")
+            if (
+                keys.dtype != np.uint8
+                or vectors.dtype != np.float32
+                or keys.shape[1:] != (KEY_BYTES,)
+                or vectors.shape != (len(keys), self.dim)
+            ):
+                raise ValueError(
+                    f"keys {keys.dtype} {keys.shape}, vectors {vectors.dtype} {vectors.shape}"
+                )
+            # The zip's CRC-32 catches a garbled batch; a vector of NaNs written by a broken
+            # encoder is refused too, never served.
+            if not np.isfinite(vectors).all():
+                raise ValueError("vectors that are not finite")
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             aside = path.with_name(path.name + ".damaged")
             os.replace(path, aside)

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rag.index.integrity import DamagedFile, check_array
+
 Tokenizer = Literal["jieba", "bigram"]
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+|[A-Za-z]+|\d+(?:\.\d+)?%?")
 _STOP = set("的了和与及在是将为对等中也其以并")
@@ -94,7 +96,13 @@ class LexicalIndex:
 
         marker = folder / "built_from"
         if marker.is_file() and marker.read_text() == _fingerprint(texts, how):
-            return cls(texts, how, _bm25=bm25s.BM25.load(str(folder), show_progress=False))
+            try:
+                saved = bm25s.BM25.load(str(folder), show_progress=False)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                # numpy's "Failed to read all data for array", a JSON error, a missing key.
+                raise DamagedFile(folder, f"{type(exc).__name__}: {exc}") from exc
+            _check_postings(saved, len(texts), folder)
+            return cls(texts, how, _bm25=saved)
         return cls(texts, how)
 
     def knows(self, word: str) -> bool:
@@ -200,6 +208,28 @@ def _by_text(scores: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray,
         by_text.indices.astype(np.int32),
         by_text.data.astype(np.float32),
     )
+
+
+def _check_postings(bm25: Any, documents: int, folder: Path) -> None:
+    """Refuse saved postings that do not fit `documents` texts and their own vocabulary: a
+    posting outside them would fail a search, or score a text that does not hold the term."""
+    scores = bm25.scores
+    indptr, indices, data = scores["indptr"], scores["indices"], scores["data"]
+    # One offset a term and one at the end, less one: bm25s's vocabulary ends with "", a term
+    # without postings that no search asks for.
+    check_array(indptr, folder / "indptr.csc.index.npy", indptr.dtype, (len(bm25.vocab_dict),))
+    check_array(indices, folder / "indices.csc.index.npy", indices.dtype, (int(indptr[-1]),))
+    check_array(data, folder / "data.csc.index.npy", np.float32, (len(indices),))
+    if indptr.dtype.kind not in "iu" or indptr[0] != 0 or (np.diff(indptr) < 0).any():
+        raise DamagedFile(folder / "indptr.csc.index.npy", "its offsets are not in order")
+    if indices.dtype.kind not in "iu" or (
+        len(indices) and (indices.min() < 0 or indices.max() >= documents)
+    ):
+        raise DamagedFile(folder / "indices.csc.index.npy", f"it names texts beyond {documents}")
+    if scores.get("num_docs") != documents:
+        raise DamagedFile(folder / "params.index.json", f"it counts {scores.get('num_docs')} texts")
+    if not np.isfinite(data).all():
+        raise DamagedFile(folder / "data.csc.index.npy", "it holds values that are not finite")
 
 
 def sentence_texts(texts: Sequence[str], sentences: np.ndarray) -> list[str]:

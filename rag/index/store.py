@@ -3,7 +3,8 @@
 Layout: `<index_dir>/current` is a symlink to `<index_dir>/builds/<id>/`. A build writes a new
 folder and then swaps the symlink with one atomic rename (rag.index.build), so an interrupted
 build leaves the previous index in place and readers never see a half-written one. This module
-reads the current build, and refuses one that does not fit the running settings.
+reads the current build, and refuses one that does not fit the running settings, or whose files
+are not what the build wrote (rag.index.integrity: one line naming the file, never a traceback).
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ from typing import Any
 import numpy as np
 
 from rag.documents import Passage, Span
+from rag.index.integrity import (
+    MANIFEST,
+    Checked,
+    DamagedFile,
+    check_files,
+    check_seal,
+    load_array,
+    read_manifest,
+)
 from rag.settings import Settings
 
-FORMAT = 3
+# 4: the manifest lists every file with its size and checksum, and is sealed.
+FORMAT = 4
 # Bumped whenever parsing or chunking changes what passages a bulletin yields.
 PARSER_VERSION = 3
 
@@ -51,46 +62,116 @@ def chunker_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def load_index(settings: Settings, *, model_id: str, dim: int) -> LoadedIndex:
-    """The current build, refused with a clear message when it does not fit the settings."""
-    import faiss
-
+def current_build(settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """The current build's folder and its manifest, refused when there is none, when it is of
+    another format, or when the manifest is damaged."""
     root = settings.index_path
-    current = root / "current"
-    manifest_path = current / "manifest.json"
+    manifest_path = root / "current" / MANIFEST
     if not manifest_path.is_file():
         raise IndexUnusable(f"no index at {root}; build one with `rag index`")
-    path = current.resolve()
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    path = manifest_path.resolve().parent
+    manifest = read_manifest(path / MANIFEST)
+    if manifest.get("format") != FORMAT:
+        raise IndexUnusable(
+            f"the index at {root} does not match the running settings (index format "
+            f"{manifest.get('format')}, this version reads {FORMAT}); rebuild it with `rag index`"
+        )
+    check_seal(manifest, path / MANIFEST)
+    return path, manifest
+
+
+def verify_index(settings: Settings) -> Checked:
+    """Check every file of the current build against its size and checksum (the bulk arrays
+    too, which loading checks by size only); what was checked. Nothing is rebuilt."""
+    path, manifest = current_build(settings)
+    return check_files(path, manifest.get("contents"), full=True)
+
+
+def load_index(settings: Settings, *, model_id: str, dim: int) -> LoadedIndex:
+    """The current build, refused with a clear message when it does not fit the settings, and
+    with rag.index.integrity.DamagedFile when one of its files is not what the build wrote."""
+    root = settings.index_path
+    path, manifest = current_build(settings)
     expected = {"model_id": model_id, "dim": dim, "chunker": chunker_settings(settings)}
     found = {key: manifest.get(key) for key in expected}
-    if manifest.get("format") != FORMAT or found != expected:
-        differences = (
-            ", ".join(
-                f"{key}: index has {found[key]!r}, settings want {expected[key]!r}"
-                for key in expected
-                if found[key] != expected[key]
-            )
-            or f"index format {manifest.get('format')} (this version reads {FORMAT})"
+    if found != expected:
+        differences = ", ".join(
+            f"{key}: index has {found[key]!r}, settings want {expected[key]!r}"
+            for key in expected
+            if found[key] != expected[key]
         )
         raise IndexUnusable(
             f"the index at {root} does not match the running settings ({differences}); "
             "rebuild it with `rag index`"
         )
-    passages = []
-    with (path / "passages.jsonl").open(encoding="utf-8") as rows:
-        for line in rows:
-            row = json.loads(line)
-            row["spans"] = tuple(Span(**s) for s in row["spans"])
-            passages.append(Passage(**row))
-    bulletins = json.loads((path / "bulletins.json").read_text(encoding="utf-8"))
+    check_files(path, manifest.get("contents"), full=False)
+    passages = _read_passages(path / "passages.jsonl")
+    n = len(passages)
+    if n != manifest.get("counts", {}).get("passages"):
+        raise DamagedFile(path / "passages.jsonl", f"{n} passages, the manifest counts another")
+    sentences = load_array(path / "sentences.npy", np.int64, (None, 3))
+    _check_sentences(sentences, passages, path / "sentences.npy")
+    vectors = load_array(path / "vectors.npy", np.float32, (n, dim))
+    sentence_vectors = load_array(path / "sentence_vectors.npy", np.float32, (len(sentences), dim))
+    for name, array in (("vectors.npy", vectors), ("sentence_vectors.npy", sentence_vectors)):
+        # A garbled exponent makes a NaN or an infinity, which would rank first or nowhere.
+        if not np.isfinite(array).all():
+            raise DamagedFile(path / name, "it holds values that are not finite")
     return LoadedIndex(
         path=path,
         manifest=manifest,
         passages=passages,
-        vectors=np.load(path / "vectors.npy"),
-        sentence_vectors=np.load(path / "sentence_vectors.npy"),
-        sentences=np.load(path / "sentences.npy"),
-        faiss_index=faiss.read_index(str(path / "vectors.faiss")),
-        documents=bulletins,
+        vectors=vectors,
+        sentence_vectors=sentence_vectors,
+        sentences=sentences,
+        faiss_index=_read_faiss(path / "vectors.faiss", n, dim),
+        documents=_read_json(path / "bulletins.json"),
     )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DamagedFile(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_passages(path: Path) -> list[Passage]:
+    passages = []
+    try:
+        with path.open(encoding="utf-8") as rows:
+            for number, line in enumerate(rows, 1):
+                try:
+                    row = json.loads(line)
+                    row["spans"] = tuple(Span(**s) for s in row["spans"])
+                    passages.append(Passage(**row))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise DamagedFile(path, f"line {number}: {type(exc).__name__}: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedFile(path, f"{type(exc).__name__}: {exc}") from exc
+    return passages
+
+
+def _check_sentences(sentences: np.ndarray, passages: list[Passage], path: Path) -> None:
+    """Rows of (passage, start, end) grouped by passage, each inside its passage's text:
+    search indexes passages and slices their texts by these without looking again."""
+    if not len(sentences):
+        return
+    owner, start, end = sentences[:, 0], sentences[:, 1], sentences[:, 2]
+    if owner.min() < 0 or owner.max() >= len(passages) or (np.diff(owner) < 0).any():
+        raise DamagedFile(path, "its rows name passages out of order or out of range")
+    lengths = np.array([len(p.text) for p in passages], dtype=np.int64)[owner]
+    if (start < 0).any() or (end < start).any() or (end > lengths).any():
+        raise DamagedFile(path, "its rows reach outside their passages")
+
+
+def _read_faiss(path: Path, n: int, dim: int) -> Any:
+    import faiss
+
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:  # what faiss raises for a file it cannot parse
+        raise DamagedFile(path, f"{type(exc).__name__}: {exc}") from exc
+    if index.ntotal != n or index.d != dim:
+        raise DamagedFile(path, f"{index.ntotal} vectors of {index.d}, expected {n} of {dim}")
+    return index
