@@ -10,7 +10,8 @@ lost a point of cosine), and saved together:
   still, within a cosine of 0.99 of fp32 (tested), but it moved one of the page's 25 English
   questions out of the first five, so it is not the default (eval/README.md).
 Serving needs neither torch nor transformers: the tokenizer is the folder's `tokenizer.json`,
-read by the `tokenizers` library.
+run by SentencePiece (rag.model.pieces: 64 MB resident where the `tokenizers` library took 266);
+`tokenizers` is read only for the character offsets of pooled sentence vectors.
 
 sentence-transformers' own ONNX backend needs `optimum`, which pins an older transformers;
 exporting the bare transformer and pooling here in numpy is a few lines and exact.
@@ -24,8 +25,11 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from rag.model.pieces import Pieces, has_pieces, write_pieces
 
 # Bumped when the export changes (graph, quantisation, the files written), so an old export is
 # made again rather than trusted.
@@ -55,6 +59,8 @@ def ensure_export(model: str, out: Path, *, show_progress: bool = False) -> Path
     """`out`, exporting `model` (a sentence-transformers folder or name) into it first when no
     complete export is there."""
     if (out / CONFIG).is_file():
+        if not has_pieces(out):  # an export made before the SentencePiece tokenizer
+            write_pieces(out)
         return out
     return export(model, out, show_progress=show_progress)
 
@@ -106,6 +112,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
             )
         fp32.unlink()
         st.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
+        write_pieces(staging)
         config = {
             "format": EXPORT_FORMAT,
             "model": model,
@@ -162,7 +169,6 @@ class OnnxEmbedder:
         self, folder: Path, *, model_id: str, encoder: str = "onnx", batch_size: int = 32
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
         # The vectors differ a little from torch fp32's: an index knows which produced it.
@@ -173,8 +179,9 @@ class OnnxEmbedder:
         self._prompts: dict[str, str] = config["prompts"]
         self._pooling = config["pooling"]
         self._pad = int(config["pad_id"])
-        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._tokenizer.no_padding()
+        self._folder = folder
+        self._pieces = Pieces(folder)
+        self._with_offsets: Any = None  # `tokenizers`, read when offsets are first needed
         options = ort.SessionOptions()
         # One request's question at a time is too small to share out over threads profitably
         # beyond the cores there are; ORT's default already uses them all.
@@ -197,7 +204,7 @@ class OnnxEmbedder:
         tokens, with the prompt's and the closing token's, as a span encoded alone would pool
         them. A span past the model's 512 tokens is encoded on its own."""
         prefix = self._prompts.get("passage", "")
-        encodings = self._tokenizer.encode_batch([prefix + t for t in texts])
+        encodings = self._offsets_tokenizer().encode_batch([prefix + t for t in texts])
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         pooled = [np.zeros((len(s), self.dim), dtype=np.float32) for s in spans]
         alone: list[tuple[int, int]] = []
@@ -229,17 +236,25 @@ class OnnxEmbedder:
 
     def token_ids(self, text: str) -> list[int]:
         """The ids the model sees for `text` (with <s> and </s>), for fidelity checks."""
-        return list(self._tokenizer.encode(text).ids)
+        return self._pieces.ids(text)
+
+    def _offsets_tokenizer(self) -> Any:
+        """The `tokenizers` pipeline, for where each token starts in the text (pooled sentence
+        vectors only; 266 MB, so not read for serving)."""
+        if self._with_offsets is None:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self._folder / "tokenizer.json"))
+            tokenizer.no_padding()
+            self._with_offsets = tokenizer
+        return self._with_offsets
 
     def _encode(self, texts: Sequence[str], prompt: str, *, show_progress: bool) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         prefix = self._prompts.get(prompt, "")
-        rows = [
-            self._truncated(e.ids)
-            for e in self._tokenizer.encode_batch([prefix + t for t in texts])
-        ]
+        rows = [self._truncated(self._pieces.ids(prefix + t)) for t in texts]
         # Batches of similar length: padding a short sentence to a long passage's length is
         # work thrown away.
         order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
