@@ -75,11 +75,15 @@ def build(
     """A new build of the index from these bulletins, made current once it is complete."""
     from rag.index.build import build_index
     from rag.index.store import IndexUnusable
+    from rag.verdict.topic import Glossary
 
     try:
-        return build_index(bulletins, embedder, settings, show_progress=show_progress)
+        report = build_index(bulletins, embedder, settings, show_progress=show_progress)
     except IndexUnusable as exc:  # what build_index refuses is its input: nothing to index
         raise CorpusUnusable(str(exc)) from exc
+    # Saved now, so that the service reads it compactly from the first start (Glossary.cached).
+    Glossary.cached(settings.cache_dir)
+    return report
 
 
 def load_model(settings: Settings, *, show_progress: bool) -> Embedder:
@@ -168,6 +172,7 @@ def open_retriever(
     from rag.index.integrity import DamagedFile
     from rag.model.batching import QueryBatcher
     from rag.search.retriever import Retriever
+    from rag.verdict.topic import Glossary
 
     sweep_abandoned(settings, say)
     if not build_if_missing and not has_index(settings):
@@ -182,6 +187,8 @@ def open_retriever(
         # The service answers on many threads: their questions share forward passes.
         model = QueryBatcher(model, settings.query_batch)
     try:
-        return Retriever.from_settings(model, index, settings, glossary=glossary)
+        return Retriever.from_settings(
+            model, index, settings, glossary=glossary or Glossary.cached(settings.cache_dir)
+        )
     except DamagedFile as exc:  # the saved BM25 postings, read by the search backend
         raise IndexDamaged(str(exc)) from exc

