@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response, install_error_handlers
 from api.limits import SearchSlots
-from api.routes import keyed, open_routes
+from api.routes import open_routes, router
 from api.state import RetrieverLoader, ServiceState, default_loader
 from api.widget import router as widget_router
 from rag.pipeline import PipelineError
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, load: RetrieverLoader = default
     )
     install_error_handlers(app)
     app.include_router(open_routes)
-    app.include_router(keyed)
+    app.include_router(router)
     app.include_router(widget_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:

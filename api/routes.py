@@ -1,8 +1,8 @@
 """The HTTP routes: search, documents, health, info and reload.
 
-Two routers: `keyed` for every route that returns bulletin text or the inventory of the
+Two routers: `router` for every route that returns bulletin text or the inventory of the
 bulletins (it checks the API key once one is set), `open_routes` for health only, which says
-nothing of them. A new route goes on `keyed` unless it can be shown to the world
+nothing of them. A new route goes on `router` unless it can be shown to the world
 (tests/test_api_security.py walks every route and holds each to that).
 """
 
@@ -26,7 +26,7 @@ from rag.settings import Settings
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)
 }
-keyed = APIRouter(dependencies=[KeyChecked])
+router = APIRouter(dependencies=[KeyChecked])
 # Health for load balancers and probes: a status word, nothing from the bulletins.
 open_routes = APIRouter()
 
@@ -67,7 +67,7 @@ def _search(
 
 
 # The key is checked (by the router) before a slot is taken: no key, no slot held.
-@keyed.post(
+@router.post(
     "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[SearchSlot]
 )
 def search(
@@ -77,7 +77,9 @@ def search(
     return _search(retriever, state.settings, body.query, body.top_k, body.filters, body.mode)
 
 
-@keyed.get("/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[SearchSlot])
+@router.get(
+    "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[SearchSlot]
+)
 def search_get(
     retriever: CurrentRetriever,
     state: State,
@@ -102,7 +104,7 @@ def search_get(
     return _search(retriever, state.settings, q, top_k, filters, mode)
 
 
-@keyed.get("/v1/documents/{doc_id}", responses=ERRORS)
+@router.get("/v1/documents/{doc_id}", responses=ERRORS)
 def document(doc_id: str, retriever: CurrentRetriever) -> dict[str, Any]:
     """A bulletin's source text and its articles, to show a citation in context."""
     found = retriever.index.documents.get(doc_id)
@@ -126,7 +128,7 @@ def readyz(state: State) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@keyed.get("/v1/info", responses=ERRORS)
+@router.get("/v1/info", responses=ERRORS)
 def info(retriever: CurrentRetriever) -> dict[str, Any]:
     """Corpus size, model, index build time and version."""
     manifest = retriever.index.manifest
@@ -142,7 +144,7 @@ def info(retriever: CurrentRetriever) -> dict[str, Any]:
     }
 
 
-@keyed.post("/v1/admin/reload", responses={**ERRORS, 409: {"model": ErrorResponse}})
+@router.post("/v1/admin/reload", responses={**ERRORS, 409: {"model": ErrorResponse}})
 def reload(state: State) -> dict[str, Any]:
     """Load the index as it is now on disk and swap it in without a restart."""
     try:
