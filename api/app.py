@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response, install_error_handlers
-from api.routes import router
+from api.limits import SearchSlots
+from api.routes import open_routes, router
 from api.state import RetrieverLoader, ServiceState, default_loader
 from api.widget import router as widget_router
 from rag.pipeline import PipelineError
@@ -52,7 +53,9 @@ class BodyLimit:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                # The client went away (or api.server cut it off for sending too slowly):
+                # there is no one to answer.
+                return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
@@ -124,7 +127,11 @@ def create_app(settings: Settings | None = None, load: RetrieverLoader = default
         lifespan=lifespan,
     )
     app.state.service = state
+    app.state.search_slots = SearchSlots(
+        settings.max_concurrent_searches, settings.search_wait_seconds
+    )
     install_error_handlers(app)
+    app.include_router(open_routes)
     app.include_router(router)
     app.include_router(widget_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -1,4 +1,10 @@
-"""The HTTP routes: search, documents, health, info and reload."""
+"""The HTTP routes: search, documents, health, info and reload.
+
+Two routers: `router` for every route that returns bulletin text or the inventory of the
+bulletins (it checks the API key once one is set), `open_routes` for health only, which says
+nothing of them. A new route goes on `router` unless it can be shown to the world
+(tests/test_api_security.py walks every route and holds each to that).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import CurrentRetriever, KeyChecked, State
+from api.deps import CurrentRetriever, KeyChecked, SearchSlot, State
 from api.errors import ApiError
 from api.schemas import EXAMPLE_QUERY, ISO_DATE, ErrorResponse, SearchFilters, SearchRequest
 from rag.mode import MODES, as_mode
@@ -20,7 +26,9 @@ from rag.settings import Settings
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)
 }
-router = APIRouter()
+router = APIRouter(dependencies=[KeyChecked])
+# Health for load balancers and probes: a status word, nothing from the bulletins.
+open_routes = APIRouter()
 
 
 def _search(
@@ -58,8 +66,9 @@ def _search(
     return search_response(query, answer, took_ms)
 
 
+# The key is checked (by the router) before a slot is taken: no key, no slot held.
 @router.post(
-    "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[KeyChecked]
+    "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[SearchSlot]
 )
 def search(
     body: SearchRequest, request: Request, retriever: CurrentRetriever, state: State
@@ -69,7 +78,7 @@ def search(
 
 
 @router.get(
-    "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[KeyChecked]
+    "/v1/search", response_model=SearchResponse, responses=ERRORS, dependencies=[SearchSlot]
 )
 def search_get(
     retriever: CurrentRetriever,
@@ -104,21 +113,22 @@ def document(doc_id: str, retriever: CurrentRetriever) -> dict[str, Any]:
     return found
 
 
-@router.get("/healthz")
+@open_routes.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=ERRORS)
+@open_routes.get("/readyz", responses=ERRORS)
 def readyz(state: State) -> dict[str, str]:
-    """The model and the index are loaded."""
-    if state.retriever is None:
-        raise ApiError(503, "not_ready", "the model and index are still loading")
+    """The loaded index answers: a probe search ran through it lately (api.readiness)."""
+    outcome = state.readiness()
+    if not outcome.ok:
+        raise ApiError(503, "not_ready", str(outcome.failure), headers={"Retry-After": "5"})
     return {"status": "ready"}
 
 
-@router.get("/v1/info")
+@router.get("/v1/info", responses=ERRORS)
 def info(retriever: CurrentRetriever) -> dict[str, Any]:
     """Corpus size, model, index build time and version."""
     manifest = retriever.index.manifest
@@ -134,7 +144,7 @@ def info(retriever: CurrentRetriever) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/admin/reload", responses=ERRORS, dependencies=[KeyChecked])
+@router.post("/v1/admin/reload", responses={**ERRORS, 409: {"model": ErrorResponse}})
 def reload(state: State) -> dict[str, Any]:
     """Load the index as it is now on disk and swap it in without a restart."""
     try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rag.pipeline import open_retriever
+from api.readiness import Probe, probe
+from rag.pipeline import IndexDamaged, open_retriever
 from rag.search.retriever import Retriever
 from rag.settings import Settings
 
@@ -15,24 +17,60 @@ from rag.settings import Settings
 # rag.pipeline's errors, which the service reports as one line (start-up) or a 409 (reload).
 RetrieverLoader = Callable[[Settings, Retriever | None], Retriever]
 
+LOADING = Probe(False, "the model and index are still loading")
+
 
 @dataclass
 class ServiceState:
     settings: Settings
     load: RetrieverLoader
     retriever: Retriever | None = None
+    # The last probe of the retriever in service, and when it ran (time.monotonic()).
+    probed: Probe = LOADING
+    probed_at: float = float("-inf")
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    _probe_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reload(self) -> Retriever:
-        """Load the current index beside the old one, then swap in one assignment.
+        """Load the current index beside the old one, probe it, then swap in one assignment.
 
         Requests already running keep the retriever they started with; new ones get the new
-        one; none sees a half-loaded index.
+        one; none sees a half-loaded index. An index that loads but cannot answer the probe is
+        refused like one that cannot be read (IndexDamaged), and the old one stays.
         """
         with self._reload_lock:
             fresh = self.load(self.settings, self.retriever)
-            self.retriever = fresh
+            outcome = probe(fresh)
+            if not outcome.ok:
+                raise IndexDamaged(
+                    f"the index at {self.settings.index_path} loaded but cannot answer: "
+                    f"{outcome.failure}; rebuild it with `rag index`"
+                )
+            with self._probe_lock:
+                self.retriever = fresh
+                self.probed, self.probed_at = outcome, time.monotonic()
             return fresh
+
+    def readiness(self) -> Probe:
+        """Whether the retriever in service answers: the last probe, repeated when older than
+        `ready_probe_seconds` (or doubted); one probe at a time, others read the last one."""
+        retriever = self.retriever
+        if retriever is None:
+            return self.probed
+        stale = time.monotonic() - self.probed_at > self.settings.ready_probe_seconds
+        if stale and self._probe_lock.acquire(blocking=False):
+            try:
+                outcome = probe(retriever)
+                if retriever is self.retriever:  # not swapped out meanwhile by a reload
+                    self.probed, self.probed_at = outcome, time.monotonic()
+            finally:
+                self._probe_lock.release()
+        return self.probed
+
+    def doubt(self) -> None:
+        """A request failed unexpectedly: the next /readyz probes again instead of trusting
+        the last probe."""
+        self.probed_at = float("-inf")
 
 
 def _to_stderr(note: str) -> None:

@@ -325,12 +325,11 @@ def _compare_modes(questions: list[Question], settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve
 
     settings = settings.model_copy(update={"host": args.host, "port": args.port})
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    serve(create_app(settings), settings)
     return 0
 
 

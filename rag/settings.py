@@ -97,12 +97,45 @@ class Settings(BaseSettings):
     # --- service ---
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    api_key: str | None = Field(None, description="when set, search and admin need Bearer <key>")
+    api_key: str | None = Field(
+        None,
+        description="when set, every route that returns bulletin text or its inventory "
+        "(search, documents, info, admin) needs 'Authorization: Bearer <key>'",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description='sites that may call the API, e.g. ["https://a.example"]'
     )
     max_body_bytes: int = Field(16 * 1024, ge=256)
     max_query_chars: int = Field(500, ge=1)
+
+    # --- service limits: what one slow or greedy client may hold (api.server, api.limits) ---
+    request_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="seconds a client has to send a whole request, head and body, from its "
+        "first byte; then the connection is closed",
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="open connections; one more is answered 503 and closed (lowered at start-up "
+        "to fit the process's open-file limit)",
+    )
+    # Searches are CPU-bound: on 2 cores more than a few at once only make each slower.
+    max_concurrent_searches: int = Field(4, ge=1, le=256)
+    search_wait_seconds: float = Field(
+        2.0, ge=0, le=60, description="how long a search waits for a free slot before a 503"
+    )
+    log_lines_per_second: float = Field(
+        50.0, gt=0, description="the server log's sustained rate; more is dropped and counted"
+    )
+    log_burst_lines: int = Field(500, ge=1, description="lines the log may take at once")
+    ready_probe_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="/readyz repeats its probe search when the last one is older than this",
+    )
 
     def resolve(self, path: Path) -> Path:
         """A settings path made absolute against the project root."""

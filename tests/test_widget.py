@@ -3,6 +3,7 @@ against the real server process, as a reader would use it."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
@@ -541,6 +542,57 @@ def _host_page(tab: Tab, name: str, html: str) -> str:
     url = f"{tab.base}/{name}"
     tab.page.route(url, lambda route: route.fulfill(content_type="text/html", body=html))
     return url
+
+
+def _keyed_api(tab: Tab, key: str) -> list[str]:
+    """The module's server as a keyed one sees it: /v1/ requests without `Bearer key` answered
+    401, as RAG_API_KEY would; the Authorization headers the page sent, in order."""
+    sent: list[str] = []
+
+    def guard(route: Route) -> None:
+        given = route.request.headers.get("authorization", "")
+        sent.append(given)
+        if given == f"Bearer {key}":
+            route.continue_()
+            return
+        error = {"code": "missing_api_key", "message": "this service needs a key"}
+        body = json.dumps({"error": error})
+        route.fulfill(status=401, content_type="application/json", body=body)
+
+    tab.page.route(f"{tab.base}/v1/**", guard)
+    return sent
+
+
+@in_browser
+def test_data_key_sends_the_key_on_every_request_that_carries_bulletin_text(tab):
+    sent = _keyed_api(tab, "pa55")
+    url = _host_page(
+        tab,
+        "keyed.html",
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'></head><body>"
+        "<script src='/widget.js' data-key='pa55'></script></body></html>",
+    )
+    page = tab.page
+    page.goto(url)
+    page.locator(".launcher").click()
+    turn = ask(page, EXAMPLE)
+    expect(turn).to_have_attribute("data-state", "answered")
+    card = turn.locator(".card").filter(has_text=BEIJING_2028).first
+    card.get_by_role("button", name="查看原文").click()
+    expect(page.locator(".viewer mark").first).to_be_visible()
+    assert sum("/v1/documents/" in u for u in tab.requests) == 1
+    assert len(sent) == 2 and set(sent) == {"Bearer pa55"}
+
+
+@in_browser
+def test_without_data_key_a_keyed_service_is_told_not_retried(tab):
+    sent = _keyed_api(tab, "pa55")
+    page = open_panel(tab)
+    turn = ask(page, EXAMPLE)
+    expect(turn).to_have_attribute("data-state", "error")
+    expect(turn).to_contain_text("检索服务要求 API 密钥")
+    expect(turn.get_by_role("button", name="重试")).to_have_count(0)
+    assert sent == [""]
 
 
 @in_browser

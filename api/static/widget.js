@@ -4,6 +4,11 @@
  *
  * where {service} is the service's origin, e.g. the address `rag serve` listens on. data-api is
  * where the search API lives; without it, the origin this script came from.
+ * When the service has an API key (RAG_API_KEY), every request that carries bulletin text needs
+ * it: data-key="{key}" makes the widget send it, on searches and on the source viewer's fetches.
+ * Anyone who can open the page can read the key there, so put it only on pages whose readers
+ * may all hold it (an intranet page behind its own login); without it a keyed service answers
+ * 401 and the widget says it needs a key.
  * The whole widget lives in one open shadow root, so the host page's CSS cannot reach it and it
  * adds no global styles; its only global is window.BulletinWidget. Bulletin text is always
  * inserted as text nodes, never parsed as HTML: a bulletin is data, not markup.
@@ -16,6 +21,7 @@
   const script = document.currentScript || document.querySelector('script[src*="widget.js"]');
   const scriptOrigin = script ? new URL(script.src, location.href).origin : location.origin;
   const API = ((script && script.getAttribute("data-api")) || scriptOrigin).replace(/\/+$/, "");
+  const KEY = (script && script.getAttribute("data-key")) || "";
   const TOP_K = 5;
   const TIMEOUT_MS = 30000;
 
@@ -301,7 +307,8 @@
     try {
       let response;
       try {
-        response = await fetch(API + path, { ...init, signal: controller.signal });
+        const headers = KEY ? { ...init.headers, Authorization: `Bearer ${KEY}` } : init.headers;
+        response = await fetch(API + path, { ...init, headers, signal: controller.signal });
       } catch {
         throw new Failure(controller.signal.aborted ? "timeout" : "offline");
       }

@@ -1,0 +1,89 @@
+"""The real server (api.server, as `rag serve` runs it) over an index built with the fake
+embedder: `python -m tests.fake_service`, settings from RAG_* as always. For tests that need a
+real process and real sockets but not the real model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from api.app import create_app
+from api.server import serve
+from rag.index.build import build_index
+from rag.ingest.load import load_bulletins
+from rag.pipeline import open_retriever
+from rag.search.retriever import Retriever
+from rag.settings import Settings
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, free_port, shared_glossary
+
+
+def load(settings: Settings, previous: Retriever | None) -> Retriever:
+    return open_retriever(
+        settings,
+        build_if_missing=False,
+        embedder=previous.embedder if previous else FakeEmbedder(),
+        glossary=shared_glossary(),
+    )
+
+
+def build_fake_index(index_dir: Path) -> None:
+    """An index of the corpus bulletin with the fake embedder, as the server here loads it."""
+    build_index(
+        load_bulletins([BULLETIN], REPO), FakeEmbedder(), Settings(root=REPO, index_dir=index_dir)
+    )
+
+
+@contextmanager
+def fake_server(home: Path, index_dir: Path, **env_vars: str) -> Iterator[tuple[str, Path]]:
+    """This module as a server process on a free port of 127.0.0.1 over `index_dir`, with these
+    RAG_* settings; its base URL and its log (stdout and stderr). Stopped on exit."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env |= {
+        "RAG_ROOT": str(REPO),
+        "RAG_INDEX_DIR": str(index_dir),
+        "RAG_PORT": str(port),
+        "PYTHONPATH": str(REPO),
+    }
+    env |= env_vars
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_service"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, log_path.read_text(errors="replace")
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server was not ready within 120 s"
+                time.sleep(0.2)
+            yield base, log_path
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+if __name__ == "__main__":
+    settings = Settings()
+    serve(create_app(settings, load=load), settings)
