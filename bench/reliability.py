@@ -12,7 +12,7 @@ p99 latency, answers per build and mixed answers.
 
     .venv/bin/python bench/reliability.py                       # the page
     .venv/bin/python bench/reliability.py --archive --index index-archive \\
-        --questions eval/archive_questions.jsonl
+        --questions eval/archive_questions.jsonl                # after eval/archive/convert.py
 
 tests/test_rebuild_under_load.py runs the same probe (`probe`) in CI, smaller, with the fake
 embedder.
@@ -243,6 +243,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rebuilds", type=int, default=2)
+    parser.add_argument(
+        "--root", default=str(REPO), help="where corpus/, archive/ and the index are"
+    )
     parser.add_argument("--index", default="index", help="the index to copy (never modified)")
     parser.add_argument("--archive", action="store_true", help="the archive's pages too")
     parser.add_argument("--questions", default="eval/questions.jsonl")
@@ -256,10 +259,11 @@ def main() -> None:
     folders = ["corpus", "archive"] if args.archive else ["corpus"]
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         home = Path(tmp)
+        root = Path(args.root)
         for name in folders:
-            shutil.copytree(REPO / name, home / name)
+            shutil.copytree(root / name, home / name)
         # Only what is current and the embedding cache: older builds are not needed.
-        source = (REPO / args.index).resolve()
+        source = (root / args.index).resolve()
         (home / "index" / "builds").mkdir(parents=True)
         shutil.copytree(source / "embeddings", home / "index" / "embeddings")
         build = (source / "current").resolve()
