@@ -2,13 +2,13 @@
 
 Copies the corpus and an index (default `index`; `--index index-archive` with `--archive` for
 the archive) into a temporary folder, never touching the originals, starts `rag serve` there on
-a free local port, and keeps `--clients` searches in flight for `--seconds` while, at even
-intervals, the index is rebuilt with `rag index` and swapped in by POST /v1/admin/reload
-(`--rebuilds` times). Each rebuild first moves every bulletin's text one line down (a blank
-line more at its top): the words and so the embeddings stay (the rebuild reuses every vector),
-while every citation's offsets change, so each answer tells which build it came from. An answer
-is mixed when no single build holds all the passages it cites. Prints requests, errors, p50 and
-p99 latency, answers per build and mixed answers.
+a free local port, and keeps `--clients` searches in flight for `--seconds` while the index is
+rebuilt with `rag index` and swapped in by POST /v1/admin/reload (`--rebuilds` times, one after
+the other, starting in the first half of the time). Each rebuild first moves every bulletin's
+text one line down (a blank line more at its top): the words and so the embeddings stay (the
+rebuild reuses every vector), while every citation's offsets change, so each answer tells which
+build it came from. An answer is mixed when no single build holds all the passages it cites.
+Prints requests, errors, p50 and p99 latency, answers per build and mixed answers.
 
     .venv/bin/python bench/reliability.py                       # the page
     .venv/bin/python bench/reliability.py --archive --index index-archive \\
@@ -86,6 +86,7 @@ class ProbeReport:
     errors: int = 0
     mixed: int = 0
     reloads: int = 0
+    reloads_while_searching: int = 0  # those done before the clients stopped: what was probed
     latencies_ms: list[float] = field(default_factory=list)
     by_build: Counter = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)  # the first errors and mixed answers
@@ -101,6 +102,7 @@ class ProbeReport:
             "errors": self.errors,
             "mixed": self.mixed,
             "reloads": self.reloads,
+            "reloads_while_searching": self.reloads_while_searching,
             "p50_ms": round(statistics.median(ordered), 1),
             "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
             "answers_only_from_build": dict(sorted(self.by_build.items())),
@@ -118,8 +120,9 @@ def probe(
     rebuilds: int,
     headers: dict[str, str] | None = None,
 ) -> ProbeReport:
-    """`clients` searching at `base` for `seconds` while `rebuild(k)` (k = 1…`rebuilds`) and a
-    reload run at even intervals; `current()` is the build being served after each."""
+    """`clients` searching at `base` for `seconds` while `rebuild(k)` (k = 1…`rebuilds`), each
+    followed by a reload, run one after the other in the first part of that time; `current()`
+    is the build being served after each."""
     report = ProbeReport()
     builds = [passage_signatures(current())]
     answers: list[list[Signature]] = []
@@ -158,12 +161,13 @@ def probe(
         t.start()
     try:
         with httpx.Client(base_url=base, timeout=120, headers=headers) as admin:
+            start = stop - seconds
             for k in range(1, rebuilds + 1):
-                time.sleep(
-                    max(
-                        0.0, stop - seconds * (rebuilds + 1 - k) / (rebuilds + 1) - time.monotonic()
-                    )
-                )
+                # Rebuild k starts once the one before is reloaded, and not before its share of
+                # the first half: a rebuild with the model takes 20-30 s under this load, and
+                # the last build must still serve a while.
+                not_before = start + seconds * k / (2 * (rebuilds + 1))
+                time.sleep(max(0.0, not_before - time.monotonic()))
                 rebuild(k)
                 reloaded = admin.post("/v1/admin/reload")
                 if reloaded.status_code != 200:
@@ -171,6 +175,7 @@ def probe(
                     report.note(f"reload {k}: {reloaded.status_code} {reloaded.text}")
                     continue
                 report.reloads += 1
+                report.reloads_while_searching += time.monotonic() < stop
                 builds.append(passage_signatures(current()))
     finally:
         for t in threads:
@@ -280,10 +285,7 @@ def main() -> None:
             headers["Authorization"] = f"Bearer {os.environ['RAG_API_KEY']}"
         rebuild_seconds: list[float] = []
 
-        def rebuild(k: int) -> None:
-            started = time.perf_counter()
-            for name in folders:
-                shift_down(home / name)
+        def index() -> None:
             subprocess.run(
                 [sys.executable, "-m", "rag.cli", "index", *(str(home / n) for n in folders)],
                 env=env,
@@ -291,8 +293,17 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
+
+        def rebuild(k: int) -> None:
+            started = time.perf_counter()
+            for name in folders:
+                shift_down(home / name)
+            index()
             rebuild_seconds.append(time.perf_counter() - started)
 
+        # Built once before serving, so that the copy is what this version writes (an index of
+        # another format is refused); its embedding cache makes that quick.
+        index()
         command = [sys.executable, "-m", "rag.cli", "serve"]
         with serving(command, env, home / "server.log") as base:
             report = probe(
