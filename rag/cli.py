@@ -2,13 +2,20 @@
 
 Heavy libraries are imported inside each command, so `rag --help` answers instantly. The one
 place where failures become exit statuses (`EXIT_STATUS`).
+
+stdout carries the command's output and nothing else (a script parses `rag ask --json`);
+progress, notices and errors go to stderr, and while the model and the index are being opened
+(built, on a fresh machine) whatever is written to stdout, by us or by a library, is sent to
+stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +35,8 @@ from rag.pipeline import (
 from rag.settings import Settings
 
 if TYPE_CHECKING:
-    from rag.evaluate import Question
+    from rag.documents import Bulletin, ParsedBulletin
+    from rag.evaluate import Question, SearchFn
     from rag.search.retriever import Retriever
 
 
@@ -36,16 +44,40 @@ class UserError(Exception):
     """A problem with what was asked (an option, a file, a question); printed as one line."""
 
 
-# Each failure a user can fix, printed as one line with this status: 2 for what was asked,
-# 3 for the index (`rag index` mends it), 4 for the model. Scripts can tell them apart.
+# Each failure a user can fix, printed as one line with this status: 1 for an error in what
+# was asked (an option's value, a file, a question, the service at --url), 3 for the index
+# (`rag index` mends it), 4 for the model. 2 stays argparse's, for bad usage. Scripts can tell
+# them apart.
 EXIT_STATUS: dict[type[Exception], int] = {
-    UserError: 2,
-    CorpusUnusable: 2,
+    UserError: 1,
+    CorpusUnusable: 1,
     IndexMissing: 3,
     IndexStale: 3,
     IndexDamaged: 3,
     ModelUnavailable: 4,
 }
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what is written to stdout meanwhile to stderr, at the file descriptor too, so a
+    library's notice printed from C or by a child process cannot reach the command's output."""
+    sys.stdout.flush()
+    saved_stream = sys.stdout
+    try:
+        saved_fd: int | None = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # a descriptor closed by the caller (`rag ... >&-`): Python's level only
+        saved_fd = None
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stdout = saved_stream
+        if saved_fd is not None:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
 
 
 def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,7 +88,8 @@ def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
     if settings.model != DEFAULT_MODEL_ID:
         raise UserError(f"RAG_MODEL is {settings.model!r}; only the default model is built locally")
     started = time.perf_counter()
-    folder = build_default_model(default_model_folder(settings.cache_dir), show_progress=True)
+    with _stdout_to_stderr():
+        folder = build_default_model(default_model_folder(settings.cache_dir), show_progress=True)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"built {folder} ({size / 2**20:.0f} MiB) in {time.perf_counter() - started:.1f} s")
     return 0
@@ -67,8 +100,10 @@ def cmd_model_path(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.model != DEFAULT_MODEL_ID:
         print(settings.model)
-    else:
-        print(ensure_default_model(settings.cache_dir, show_progress=True))
+        return 0
+    with _stdout_to_stderr():
+        folder = ensure_default_model(settings.cache_dir, show_progress=True)
+    print(folder)
     return 0
 
 
@@ -78,9 +113,10 @@ def _open_retriever(settings: Settings) -> Retriever:
     def say(note: str) -> None:
         print(note, file=sys.stderr)
 
-    return open_retriever(
-        settings, build_if_missing=True, show_progress=sys.stderr.isatty(), say=say
-    )
+    with _stdout_to_stderr():
+        return open_retriever(
+            settings, build_if_missing=True, show_progress=sys.stderr.isatty(), say=say
+        )
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,9 +124,10 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         return _verify_index(args, settings)
     bulletins = read_bulletins(args.paths, settings)  # refuse bad input before anything is written
     progress = sys.stderr.isatty()
-    report = build(
-        bulletins, load_model(settings, show_progress=True), settings, show_progress=progress
-    )
+    with _stdout_to_stderr():
+        report = build(
+            bulletins, load_model(settings, show_progress=True), settings, show_progress=progress
+        )
     print(
         f"indexed {report.files} files, {report.articles} articles, {report.passages} passages "
         f"({report.embedded} embedded, {report.passages - report.embedded} reused; "
@@ -166,19 +203,27 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
+def _parse(bulletin: Bulletin) -> ParsedBulletin:
+    from rag.ingest.load import BulletinError
     from rag.ingest.structure import parse_bulletin
 
+    try:
+        return parse_bulletin(bulletin)
+    except BulletinError as exc:  # over its time limit (rag.ingest.budget)
+        raise CorpusUnusable(str(exc)) from exc
+
+
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         import json
 
         from rag.ingest.accounting import inspection_json
 
-        files = [inspection_json(parse_bulletin(b)) for b in read_bulletins(args.paths, settings)]
+        files = [inspection_json(_parse(b)) for b in read_bulletins(args.paths, settings)]
         print(json.dumps({"files": files}, ensure_ascii=False, indent=1))
         return 0
     for bulletin in read_bulletins(args.paths, settings):
-        parsed = parse_bulletin(bulletin)
+        parsed = _parse(bulletin)
         b = bulletin
         print(f"{b.source}  [{b.doc_id}] {b.title} ({b.language}, {b.date})")
         for a in parsed.articles:
@@ -216,20 +261,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             )
         return _compare_modes(questions, settings)
     if args.url:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-        client = httpx.Client(base_url=args.url.rstrip("/"), headers=headers, timeout=30)
-
-        def over_http(q: str, k: int) -> dict:
-            body: dict = {"query": q, "top_k": k}
-            if args.mode:
-                body["mode"] = args.mode
-            reply = client.post("/v1/search", json=body)
-            reply.raise_for_status()
-            return reply.json()
-
-        report = run_eval(questions, over_http, None)
+        report = run_eval(questions, _search_over_http(args.url, args.mode, settings), None)
     else:
         retriever = _open_retriever(settings)
         report = run_eval(questions, local_search(retriever, args.mode), retriever.passage_texts)
@@ -270,6 +302,43 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _search_over_http(url: str, mode: str | None, settings: Settings) -> SearchFn:
+    """The eval's search, as a POST to the service at `url`; what goes wrong there (no service,
+    a refusal, an answer not in the API's shape) is a UserError naming the address."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    try:
+        client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30)
+    except httpx.InvalidURL as exc:
+        raise UserError(f"--url {url!r} is not an address: {exc}") from exc
+
+    def over_http(q: str, k: int) -> dict:
+        body: dict = {"query": q, "top_k": k}
+        if mode:
+            body["mode"] = mode
+        try:
+            reply = client.post("/v1/search", json=body)
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise UserError(
+                f"cannot reach the service at {url} ({exc or type(exc).__name__}); "
+                "is `rag serve` running there?"
+            ) from exc
+        if reply.status_code != 200:
+            raise UserError(
+                f"the service at {url} answered {reply.status_code} to a search: {reply.text[:200]}"
+            )
+        try:
+            found = reply.json()
+        except ValueError:
+            found = None
+        if not isinstance(found, dict) or not isinstance(found.get("results"), list):
+            raise UserError(f"{url} answered a search with something other than the API's JSON")
+        return found
+
+    return over_http
+
+
 def _load_questions(path: str) -> list[Question]:
     from rag.evaluate import load_questions
 
@@ -277,8 +346,12 @@ def _load_questions(path: str) -> list[Question]:
         return load_questions(Path(path))
     except OSError as exc:
         raise UserError(f"{path}: cannot read the questions ({exc.strerror})") from exc
-    except (ValueError, KeyError) as exc:
-        raise UserError(f"{path}: not a questions file (one JSON object a line): {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        # json's message for a bad line, a missing field's name, or a line that is no object.
+        raise UserError(
+            f"{path}: not a questions file (one JSON object a line, with id, question and "
+            f"category): {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _compare_sets(paths: Sequence[str], mode: str | None, settings: Settings) -> int:
@@ -338,9 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rag",
         description="Question answering over Chinese bulletins, by retrieval only. "
         "Settings come from RAG_* environment variables (see rag/settings.py).",
-        epilog="exit status: 2 for a bad argument, file or question; 3 when the index is "
-        "missing, stale or damaged (`rag index` mends it); 4 when the model cannot be loaded",
+        epilog="exit status: 1 for an error in what was asked (a value, a file, a question, "
+        "the service at --url); 2 for bad usage (an unknown option, a missing argument); 3 "
+        "when the index is missing, stale or damaged (`rag index` mends it); 4 when the model "
+        "cannot be loaded",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     model = sub.add_parser("model", help="the embedding model folder")
@@ -403,19 +479,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("bulletin-rag")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
+    # jieba announces the loading of its dictionary in four lines on stderr at every start,
+    # which would bury the one line an error is. (Its import sets its logger's level, so the
+    # logger is switched off instead.)
+    logging.getLogger("jieba").disabled = True
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args, Settings()))
     except (UserError, PipelineError) as exc:
-        print(f"rag: {exc}", file=sys.stderr)
+        # One line, whatever the message holds: a script reads stderr's last line.
+        print(f"rag: {' '.join(str(exc).split())}", file=sys.stderr)
         return exit_status(exc)
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return 130  # the shell's status for a process ended by SIGINT
 
 
 def exit_status(exc: Exception) -> int:
-    """The exit status for a failure the user can fix (`EXIT_STATUS`; 2 when not listed)."""
-    return next((code for kind, code in EXIT_STATUS.items() if isinstance(exc, kind)), 2)
+    """The exit status for a failure the user can fix (`EXIT_STATUS`; 1 when not listed)."""
+    return next((code for kind, code in EXIT_STATUS.items() if isinstance(exc, kind)), 1)
 
 
 if __name__ == "__main__":

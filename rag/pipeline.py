@@ -64,7 +64,7 @@ def read_bulletins(paths: Sequence[str | Path], settings: Settings) -> list[Bull
 
     targets = [Path(p) for p in paths] or [settings.corpus_path]
     try:
-        return load_bulletins(targets, settings.root)
+        return load_bulletins(targets, settings.root, settings.max_bulletin_bytes)
     except BulletinError as exc:
         raise CorpusUnusable(str(exc)) from exc
 
@@ -75,11 +75,14 @@ def build(
     """A new build of the index from these bulletins, made current once it is complete."""
     from rag.index.build import build_index
     from rag.index.store import IndexUnusable
+    from rag.ingest.load import BulletinError
     from rag.verdict.topic import Glossary
 
     try:
         report = build_index(bulletins, embedder, settings, show_progress=show_progress)
-    except IndexUnusable as exc:  # what build_index refuses is its input: nothing to index
+    except (IndexUnusable, BulletinError) as exc:
+        # What build_index refuses is its input: nothing to index, or a bulletin that outlasts
+        # its time limit (rag.ingest.budget).
         raise CorpusUnusable(str(exc)) from exc
     # Saved now, so that the service reads it compactly from the first start (Glossary.cached).
     Glossary.cached(settings.cache_dir)

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         "torch: the model as sentence-transformers runs it",
     )
 
+    # --- ingestion ---
+    # Ten times the archive's largest page (48,901 bytes); rag.ingest.load says why.
+    max_bulletin_bytes: int = Field(
+        512 * 2**10, ge=1, description="a bulletin file over this size is refused, not read"
+    )
+
     # --- chunking ---
     tiktoken_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
     # 256 won the eval (see eval/README.md) over 64, 128 and 480.

@@ -1,6 +1,6 @@
 """The real server (api.server, as `rag serve` runs it) over an index built with the fake
-embedder: `python -m tests.fake_service`, settings from RAG_* as always. For tests that need a
-real process and real sockets but not the real model."""
+embedder: `python -m tests.fake_service [--port N]`, settings from RAG_* as always. For tests
+that need a real process and real sockets but not the real model."""
 
 from __future__ import annotations
 
@@ -85,5 +85,10 @@ def fake_server(home: Path, index_dir: Path, **env_vars: str) -> Iterator[tuple[
 
 
 if __name__ == "__main__":
-    settings = Settings()
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, help="instead of RAG_PORT")
+    args = parser.parse_args()
+    settings = Settings(port=args.port) if args.port else Settings()
     serve(create_app(settings, load=load), settings)

@@ -133,7 +133,7 @@ def test_ask_builds_a_missing_index(cli, capsys):
 def test_ask_empty_question_is_a_user_error(cli, capsys):
     assert _run(capsys, "index")[0] == 0
     code, out, err = _run(capsys, "ask", "   ")
-    assert code == 2
+    assert code == 1
     assert out == "" and "empty" in err
 
 
@@ -174,7 +174,7 @@ def test_bad_input_is_refused_and_index_untouched(cli, capsys, tmp_path, kind):
     before = _snapshot(cli)
     bad = BAD_INPUTS[kind](tmp_path)
     code, out, err = _run(capsys, "index", str(bad))
-    assert code == 2
+    assert code == 1
     assert str(bad) in err and err.startswith("rag: ")
     assert "Traceback" not in err and out == ""
     assert _snapshot(cli) == before
@@ -185,14 +185,14 @@ def test_bad_file_among_good_ones_is_refused(cli, capsys, tmp_path):
     before = _snapshot(cli)
     bad = _write(tmp_path / "empty.txt", b"   \n")
     code, _, err = _run(capsys, "index", str(BULLETIN), str(bad))
-    assert code == 2 and str(bad) in err
+    assert code == 1 and str(bad) in err
     assert _snapshot(cli) == before
 
 
 def test_index_without_anything_to_index_is_a_user_error(cli, capsys, tmp_path):
     headline_only = _write(tmp_path / "h.txt", "（新华社记者兰红光摄）\n".encode())
     code, _, err = _run(capsys, "index", str(headline_only))
-    assert code == 2
+    assert code == 1
     assert err.startswith("rag: ") and "no text" in err
     assert not (cli / "current").exists()
 
@@ -238,7 +238,7 @@ def test_eval_modes_refuses_options_it_would_ignore(cli, capsys, tmp_path):
 def test_ask_undecodable_bytes_is_a_user_error(cli, capsys):
     # A shell passes bytes that are not UTF-8 as lone surrogates (surrogateescape).
     code, _, err = _run(capsys, "ask", "\udcff\udcfe北京")
-    assert code == 2 and "not valid Unicode" in err
+    assert code == 1 and "not valid Unicode" in err
 
 
 def test_every_pipeline_failure_has_an_exit_status():

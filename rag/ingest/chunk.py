@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 
-from rag.documents import ParsedBulletin, Passage
+from rag.documents import Paragraph, ParsedBulletin, Passage, Span
+from rag.ingest.budget import Deadline
 
 # A sentence runs to its closing mark and takes any closing quotes or brackets with it.
 SENTENCE = re.compile(r"[^。！？；!?;…]*(?:[。！？；!?;]+|…+)[”’」』）)》]*|[^。！？；!?;…]+$")
@@ -67,25 +70,79 @@ def _pieces(text: str, count: Callable[[str], int], budget: int) -> Iterator[tup
 def _cut_long(
     text: str, start: int, end: int, count: Callable[[str], int], budget: int
 ) -> Iterator[tuple[int, int]]:
-    # Prefer cutting after a comma; fall back to a hard cut when a clause alone is too long.
+    # Prefer cutting after the last comma that fits; without one, cut where the budget runs
+    # out. Each piece costs a few counts of about its own length, so a sentence of any length
+    # (a megabyte without punctuation) is cut in time linear in it.
     while start < end:
-        hi = end
-        while count(text[start:hi]) > budget:
-            comma = max(text.rfind("，", start, hi - 1), text.rfind(",", start, hi - 1))
-            hi = comma + 1 if comma > start else start + max(1, (hi - start) * 3 // 4)
+        hi = _longest_fit(text, start, end, count, budget)
+        if hi < end:
+            comma = max(text.rfind("，", start, hi), text.rfind(",", start, hi))
+            if comma > start:
+                hi = comma + 1
         yield start, hi
         start = hi
 
 
+def _longest_fit(text: str, start: int, end: int, count: Callable[[str], int], budget: int) -> int:
+    """The largest `hi` (at least start + 1) with text[start:hi] within `budget` tokens.
+
+    Galloping from `budget` characters (about one piece of Chinese), then bisecting: every
+    count is of at most twice the piece found, never of the rest of the sentence."""
+    fits, width = start, budget
+    while True:
+        probe = min(end, start + width)
+        if count(text[start:probe]) > budget:
+            break
+        if probe == end:
+            return end
+        fits, width = probe, width * 2
+    lo, hi = fits, probe  # text[start:lo] fits (or is empty), text[start:hi] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count(text[start:mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return max(lo, start + 1)
+
+
+def _span_locator(paragraph: Paragraph) -> Callable[[int, int], tuple[Span, ...]]:
+    """Paragraph.source_spans by bisection: a paragraph joined from thousands of blocks (lines
+    without end punctuation) is cut into many passages, and walking every span for each one
+    would be quadratic."""
+    offsets = list(accumulate((s.end - s.start for s in paragraph.spans), initial=0))
+
+    def locate(start: int, end: int) -> tuple[Span, ...]:
+        first = max(0, bisect_right(offsets, start) - 1)
+        last = bisect_left(offsets, end)
+        out = []
+        for k in range(first, min(last, len(paragraph.spans))):
+            span, offset = paragraph.spans[k], offsets[k]
+            lo, hi = max(start, offset), min(end, offsets[k + 1])
+            if lo < hi:
+                out.append(Span(span.start + lo - offset, span.start + hi - offset))
+        return tuple(out)
+
+    return locate
+
+
 def chunk_bulletin(
-    parsed: ParsedBulletin, count: Callable[[str], int], budget: int
+    parsed: ParsedBulletin,
+    count: Callable[[str], int],
+    budget: int,
+    deadline: Deadline | None = None,
 ) -> list[Passage]:
-    """Every paragraph of every article as one or more passages of at most `budget` tokens."""
+    """Every paragraph of every article as one or more passages of at most `budget` tokens.
+
+    Raises BulletinError when the work outlasts `deadline` (by default rag.ingest.budget's)."""
     b = parsed.bulletin
+    deadline = deadline or Deadline(b.source, "chunking")
     passages = []
     for article in parsed.articles:
         for paragraph in article.paragraphs:
+            locate = _span_locator(paragraph)
             for k, (start, end) in enumerate(_pieces(paragraph.text, count, budget)):
+                deadline.check()
                 passages.append(
                     Passage(
                         passage_id=f"{b.doc_id}:{article.number}:{paragraph.number}:{k}",
@@ -97,7 +154,7 @@ def chunk_bulletin(
                         paragraph=paragraph.number,
                         region=article.region,
                         date=article.date,
-                        spans=paragraph.source_spans(start, end),
+                        spans=locate(start, end),
                         text=paragraph.text[start:end],
                     )
                 )

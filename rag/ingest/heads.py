@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 MAX_HEADING = 40
 # Sentence punctuation: a line holding any of it is a paragraph, not a heading.
 _SENTENCE_MARKS = "。！？!?；;，,"
+_SENTENCE_MARK = re.compile(f"[{_SENTENCE_MARKS}]")
 
 _NUM = "0-9０-９零〇○一二三四五六七八九十两"
 _DATE = rf"[{_NUM}]{{1,3}}月[{_NUM}]{{1,3}}日"
@@ -116,6 +118,9 @@ def opens_with_time(text: str) -> bool:
     return bool(_LEAD_TIME.search(text.split("。", 1)[0][:_LEAD_TIME_WITHIN]))
 
 
+# The parser asks this of every line several times over (of each line and of its neighbours):
+# remembered for the lines of about a page's worth of recent ones.
+@lru_cache(maxsize=4096)
 def heading_like(text: str) -> bool:
     """Short and holding no sentence: a headline, kicker, subtitle, section heading or verse line.
 
@@ -124,7 +129,7 @@ def heading_like(text: str) -> bool:
     return (
         bool(text)
         and len(text) <= MAX_HEADING
-        and not any(ch in _SENTENCE_MARKS for ch in text)
+        and not _SENTENCE_MARK.search(text)
         and text[-1] not in "、：:…"
         and not PHOTO_CREDIT.match(text)
         and not LAYOUT_MARKER.match(text)

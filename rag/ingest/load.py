@@ -1,9 +1,18 @@
-"""Read bulletin files: find them, decode them (UTF-8 or GB18030/GBK), read their sidecars."""
+"""Read bulletin files: find them, decode them (UTF-8 or GB18030/GBK), read their sidecars.
+
+The corpus stays the corpus: a folder named to be indexed (on the command line, or
+RAG_CORPUS_DIR) is the boundary of what is read from it, and a file named on its own is read
+only inside the folder it is named in. A link, or a linked subfolder, that resolves outside is
+refused by name before anything is read, and so is anything there that is not a plain file
+(a link to nothing, a named pipe that would block the read for good): never read, never
+skipped without a word.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -12,8 +21,13 @@ from pathlib import Path
 from rag.documents import Bulletin
 
 SUFFIXES = (".txt", ".md")
-MAX_BYTES = 20 * 2**20  # a bulletin is a newspaper page, not a book
+# The default of RAG_MAX_BULLETIN_BYTES. A bulletin is a newspaper page, not a book: the
+# largest page of the archive is 48,901 bytes; this is ten times that, and at the default
+# model's pace (about 40 texts a second on 2 cores) about a minute of embedding.
+MAX_BYTES = 512 * 2**10
 SIDECAR_SUFFIX = ".meta.json"
+# How many refused files one message names (the count says how many more).
+_NAMED = 5
 
 
 class BulletinError(ValueError):
@@ -21,21 +35,75 @@ class BulletinError(ValueError):
 
 
 def find_bulletins(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into their bulletin files (sorted); files are taken as given."""
+    """Expand folders into their bulletin files (sorted); files are taken as given.
+
+    Refuses, naming them all, the files and linked folders that resolve outside the folder they
+    were found in (or, for a file given by name, the folder it is named in)."""
     found: list[Path] = []
+    refused: list[str] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
-            if not inside:
+            inside = _walk(path, refused)
+            if not inside and not refused:
                 raise BulletinError(f"{path}: no bulletins here (looked for {', '.join(SUFFIXES)})")
             found.extend(inside)
         elif path.is_file():
             if path.suffix not in SUFFIXES:
                 raise BulletinError(f"{path}: not a bulletin file; expected {', '.join(SUFFIXES)}")
+            folder = path.parent.resolve()
+            for candidate in (path, _sidecar_of(path)):
+                if candidate.is_symlink() or candidate.exists():
+                    _check_within(candidate, folder, refused)
             found.append(path)
         else:
             raise BulletinError(f"{path}: no such file or folder")
+    if refused:
+        more = f" and {len(refused) - _NAMED} more" if len(refused) > _NAMED else ""
+        raise BulletinError(
+            f"refused, not read: {'; '.join(refused[:_NAMED])}{more}. A bulletin is read only "
+            "inside the folder it is found in: copy the file in rather than link to it"
+        )
     return found
+
+
+def _walk(folder: Path, refused: list[str]) -> list[Path]:
+    """The bulletin files under `folder`, sorted; what leads outside it goes to `refused`.
+
+    Linked subfolders are not descended: one that points inside holds files already found at
+    their own place, and one that points outside is refused."""
+    boundary = folder.resolve()
+    found: list[Path] = []
+
+    def unreadable(error: OSError) -> None:
+        refused.append(f"{error.filename} cannot be read ({error.strerror})")
+
+    for top, dirs, files in os.walk(folder, onerror=unreadable):
+        here = Path(top)
+        for name in dirs:
+            if (here / name).is_symlink():
+                _check_within(here / name, boundary, refused, want_file=False)
+        for name in files:
+            path = here / name
+            if path.suffix in SUFFIXES:
+                if _check_within(path, boundary, refused):
+                    found.append(path)
+            elif name.endswith(SIDECAR_SUFFIX):
+                _check_within(path, boundary, refused)
+    return sorted(found)
+
+
+def _check_within(path: Path, boundary: Path, refused: list[str], want_file: bool = True) -> bool:
+    """Whether `path` resolves to a plain file (or folder) inside `boundary`; if not, why, in
+    `refused`."""
+    target = path.resolve()
+    if not target.is_relative_to(boundary):
+        refused.append(f"{path} leads out of {boundary} (to {target})")
+        return False
+    if want_file and not target.is_file():
+        what = "a link to nothing" if not target.exists() else "not a plain file"
+        refused.append(f"{path} is {what}")
+        return False
+    return True
 
 
 def decode(raw: bytes, path: Path) -> str:
@@ -66,11 +134,15 @@ def _looks_like_text(text: str) -> bool:
     return odd <= max(2, len(text) // 200)
 
 
-def load_bulletin(path: Path, root: Path) -> Bulletin:
-    """One bulletin with its metadata (from `<name>.meta.json` when present)."""
+def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulletin:
+    """One bulletin with its metadata (from `<name>.meta.json` when present); a file over
+    `max_bytes` is refused before it is read."""
     size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise BulletinError(f"{path}: {size} bytes is more than the {MAX_BYTES} a bulletin may be")
+    if size > max_bytes:
+        raise BulletinError(
+            f"{path}: {size} bytes is more than the {max_bytes} a bulletin may be "
+            "(RAG_MAX_BULLETIN_BYTES); split it into smaller bulletins"
+        )
     raw = path.read_bytes()
     text = decode(raw, path)
     meta = _read_sidecar(path)
@@ -90,9 +162,9 @@ def load_bulletin(path: Path, root: Path) -> Bulletin:
     )
 
 
-def load_bulletins(paths: Iterable[Path], root: Path) -> list[Bulletin]:
+def load_bulletins(paths: Iterable[Path], root: Path, max_bytes: int = MAX_BYTES) -> list[Bulletin]:
     """Every bulletin under `paths`; refuses two files that would share a doc_id."""
-    bulletins = [load_bulletin(p, root) for p in find_bulletins(paths)]
+    bulletins = [load_bulletin(p, root, max_bytes) for p in find_bulletins(paths)]
     seen: dict[str, str] = {}
     for b in bulletins:
         if b.doc_id in seen:
@@ -103,8 +175,12 @@ def load_bulletins(paths: Iterable[Path], root: Path) -> list[Bulletin]:
     return bulletins
 
 
+def _sidecar_of(path: Path) -> Path:
+    return path.with_name(path.stem + SIDECAR_SUFFIX)
+
+
 def _read_sidecar(path: Path) -> dict:
-    sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+    sidecar = _sidecar_of(path)
     if not sidecar.is_file():
         return {}
     try:

@@ -10,10 +10,11 @@ brief opens with its dateline alone. rag.ingest.structure then reads each articl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.documents import Label, Span
 from rag.ingest import heads
+from rag.ingest.budget import UNBOUNDED, Deadline
 
 # A paragraph that ends on one of these is complete.
 END_PUNCT = set("。！？!?…”’」』）)》")
@@ -201,11 +202,31 @@ def _opens_article(
     return current is None or current.byline is None
 
 
-def _gathers_pieces(head: Head | None, lines: list[Block]) -> bool:
+@dataclass
+class _Reading:
+    """An article as the walk reads it: its head, its lines so far, and what the tests on its
+    next line ask of them (its body lines, the words they name), kept up to date as lines join
+    it. Re-reading the article for every line would make a page of 200,000 lines quadratic."""
+
+    head: Head | None
+    lines: list[Block] = field(default_factory=list)
+    body: list[Block] = field(default_factory=list)
+    said: set[str] = field(default_factory=set)
+
+    def add(self, b: Block) -> None:
+        # A block's kind is settled before it joins an article (credits at the start, heads
+        # as they are read), so `body` and `said` never go stale.
+        self.lines.append(b)
+        if b.kind == "body":
+            self.body.append(b)
+            self.said |= _words(b.text)
+
+
+def _gathers_pieces(article: _Reading) -> bool:
     """Whether an article presents what follows as one piece made of several signed ones, in
     its head or its first two lines (a subtitle too long for a head, the editor's note): a
     digest of speeches (…研讨会发言摘要), letters or contributions (笔谈, 选登, 摘编)."""
-    opening = (head.blocks() if head else []) + [b for b in lines if b.kind == "body"][:2]
+    opening = (article.head.blocks() if article.head else []) + article.body[:2]
     return any(heads.DIGEST.search(b.text) for b in opening)
 
 
@@ -238,13 +259,13 @@ def _words(text: str) -> set[str]:
     return {run[k : k + 2] for run in runs for k in range(len(run) - 1)}
 
 
-def _opens_new_subject(head: Head | None, lines: list[Block], b: Block) -> bool:
+def _opens_new_subject(article: _Reading, b: Block) -> bool:
     """A brief without headline, dateline or credit before it (international and economic
     briefs printed one after another under a report): in a news report (a brief, a photo or a
     datelined article), a paragraph that opens as a lead of its own, saying when early in its
     first sentence, and names nothing of the headline and next to nothing of the report so
     far."""
-    body = [x for x in lines if x.kind == "body"]
+    head, lines, body = article.head, article.lines, article.body
     if not body or body[-1] is not lines[-1] or body[-1].dangling:
         return False
     if heads.is_photo_text(body[-1].text):
@@ -260,11 +281,12 @@ def _opens_new_subject(head: Head | None, lines: list[Block], b: Block) -> bool:
     if heads.OPENERS.match(b.text) or heads.AFTERWORD.match(b.text):
         return False
     named = _words(b.text[:_LEAD_WORDS])
-    said = set().union(*(_words(x.text) for x in body))
-    return not (_words(b.text) & _words(headline)) and len(named & said) <= _SHARED_WORDS
+    return not (_words(b.text) & _words(headline)) and len(named & article.said) <= _SHARED_WORDS
 
 
-def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Block]]], list[Label]]:
+def find_articles(
+    blocks: list[Block], deadline: Deadline = UNBOUNDED
+) -> tuple[list[tuple[Head | None, list[Block]]], list[Label]]:
     """Each article's head (None for text continued from an earlier page, or a brief) and its
     other lines, in page order; and the labels of credit and marker lines. Marks the blocks'
     kinds (head, credit) as it goes."""
@@ -280,13 +302,14 @@ def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Blo
             b.kind = "credit"
             labels.append(Label("byline", b.span))
     # Each article: its head (None for text continued from an earlier page) and its blocks.
-    found: list[tuple[Head | None, list[Block]]] = []
+    found: list[_Reading] = []
     i, seen_text, verse = 0, False, False
     while i < len(blocks):
+        deadline.check()
         b = blocks[i]
         if b.kind == "credit":
             if found:
-                found[-1][1].append(b)
+                found[-1].add(b)
             i += 1
             continue
         # Short lines right under an author's name are a poem's, and so are those after them.
@@ -298,15 +321,15 @@ def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Blo
             and not _signed(blocks, i + 1)  # a title and its author's name: the next piece
         )
         read = _read_head(blocks, i) if b.kind == "body" and not verse else None
-        current = found[-1][0] if found else None
-        digest = bool(found) and _gathers_pieces(*found[-1])
+        current = found[-1].head if found else None
+        digest = bool(found) and _gathers_pieces(found[-1])
         if read is not None and _opens_article(
             blocks, i, read[0], read[1], current, not seen_text, digest
         ):
             head, after = read
             for h in head.blocks():
                 h.kind = "head"
-            found.append((head, []))
+            found.append(_Reading(head))
             seen_text = True
             verse = (
                 head.byline is not None
@@ -317,11 +340,10 @@ def find_articles(blocks: list[Block]) -> tuple[list[tuple[Head | None, list[Blo
             continue
         # A brief opens with its dateline and has no headline: 本报讯… after the last one.
         if not found or (
-            b.kind == "body"
-            and (_opens_brief(blocks, i) or _opens_new_subject(found[-1][0], found[-1][1], b))
+            b.kind == "body" and (_opens_brief(blocks, i) or _opens_new_subject(found[-1], b))
         ):
-            found.append((None, []))
-        found[-1][1].append(b)
+            found.append(_Reading(None))
+        found[-1].add(b)
         seen_text = True
         i += 1
-    return found, labels
+    return [(a.head, a.lines) for a in found], labels

@@ -17,15 +17,23 @@ reporter finds the article), as one span running from the head to the lead.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from rag.documents import Article, Bulletin, Label, Paragraph, ParsedBulletin, Repair, Span
 from rag.ingest import heads
+from rag.ingest.budget import Deadline
 from rag.ingest.segment import END_PUNCT, Block, Head, find_articles, split_blocks
 from rag.places import first_province
 
 CLAUSE_SPLIT = re.compile(r"[，、；。！？：“”‘’《》（）,;:!?()\s]+")
 MAX_PULL_QUOTE = 90
+# A column's text resumes within a few segments of where it was cut (3 at most on the page and
+# in the archive, whose articles have up to 23 segments); looking further would pair every
+# cut with every later segment, quadratic in a long article.
+CONTINUATION_REACH = 24
 
 
 @dataclass
@@ -41,17 +49,39 @@ def _clauses(text: str) -> list[str]:
     return [c for c in CLAUSE_SPLIT.split(text) if len(c) >= 2]
 
 
-def _pull_quote_source(block: Block, body: list[Block]) -> Block | None:
-    """The longer body block that contains every clause of `block`, if there is one."""
-    if len(block.text) > MAX_PULL_QUOTE or block.text[-1] not in END_PUNCT:
-        return None
-    clauses = _clauses(block.text)
+def _pull_quote_finder(body: list[Block]) -> Callable[[Block], Block | None]:
+    """For a block, the first longer body block that contains every clause of it (the text a
+    pull quote repeats), or None.
+
+    The body is searched as one string for the block's longest clause, so only the blocks
+    holding it are tried, and a text already looked up is not looked up again: an article of
+    thousands of short lines is not quadratic."""
+    joined = "\n".join(b.text for b in body)  # no block holds a line break
+    starts = list(accumulate((len(b.text) + 1 for b in body[:-1]), initial=0))
+    known: dict[str, Block | None] = {}
+
+    def source(block: Block) -> Block | None:
+        if len(block.text) > MAX_PULL_QUOTE or block.text[-1] not in END_PUNCT:
+            return None
+        if block.text not in known:
+            known[block.text] = _first_holding(block.text, body, joined, starts)
+        return known[block.text]
+
+    return source
+
+
+def _first_holding(text: str, body: list[Block], joined: str, starts: list[int]) -> Block | None:
+    clauses = _clauses(text)
     if not clauses:
         return None
-    for other in body:
-        longer = other is not block and len(other.text) > len(block.text)
-        if longer and all(c in other.text for c in clauses):
+    key = max(clauses, key=len)
+    at = joined.find(key)
+    while at >= 0:
+        k = bisect_right(starts, at) - 1
+        other = body[k]
+        if len(other.text) > len(text) and all(c in other.text for c in clauses):
             return other
+        at = joined.find(key, starts[k] + len(other.text) + 1)  # on from the next block
     return None
 
 
@@ -87,16 +117,15 @@ def _link_continuations(segments: list[Segment]) -> dict[int, int]:
     follows a heading opens its section.
     """
     danglers = [i for i, s in enumerate(segments) if s.blocks and s.blocks[-1].dangling]
-    candidates = [
-        j
-        for j, s in enumerate(segments)
-        if s.after == "pull_quote" and s.blocks and not heads.OPENERS.match(s.blocks[0].text)
+    candidate = [
+        s.after == "pull_quote" and bool(s.blocks) and not heads.OPENERS.match(s.blocks[0].text)
+        for s in segments
     ]
     pairs = sorted(
         (-_junction_score(segments[i].blocks[-1], segments[j].blocks[0]), j - i, i, j)
         for i in danglers
-        for j in candidates
-        if j > i
+        for j in range(i + 1, min(len(segments), i + 1 + CONTINUATION_REACH))
+        if candidate[j]
     )
     links: dict[int, int] = {}
     taken: set[int] = set()
@@ -107,15 +136,20 @@ def _link_continuations(segments: list[Segment]) -> dict[int, int]:
     return links
 
 
-def parse_bulletin(bulletin: Bulletin) -> ParsedBulletin:
-    """Articles with their repaired paragraphs, the labelled spans, and every repair made."""
+def parse_bulletin(bulletin: Bulletin, deadline: Deadline | None = None) -> ParsedBulletin:
+    """Articles with their repaired paragraphs, the labelled spans, and every repair made.
+
+    Raises BulletinError when the work outlasts `deadline` (by default rag.ingest.budget's)."""
+    deadline = deadline or Deadline(bulletin.source, "parsing")
     blocks = split_blocks(bulletin.text)
-    found, labels = find_articles(blocks)
+    found, labels = find_articles(blocks, deadline)
     articles: list[Article] = []
     repairs: list[Repair] = []
     for opening, body in found:
         number = len(articles) + 1
-        article, article_repairs, article_labels = _parse_article(bulletin, opening, body, number)
+        article, article_repairs, article_labels = _parse_article(
+            bulletin, opening, body, number, deadline
+        )
         articles.append(article)
         repairs.extend(article_repairs)
         labels.extend(article_labels)
@@ -139,13 +173,15 @@ def _head_labels(head: Head | None) -> list[Label]:
 
 
 def _parse_article(
-    bulletin: Bulletin, head: Head | None, rest: list[Block], number: int
+    bulletin: Bulletin, head: Head | None, rest: list[Block], number: int, deadline: Deadline
 ) -> tuple[Article, list[Repair], list[Label]]:
     labels = _head_labels(head)
     body = [b for b in rest if b.kind == "body" and not heads.heading_like(b.text)]
     repairs: list[Repair] = []
+    pull_quote_source = _pull_quote_finder(body)
     for b in body:
-        source = _pull_quote_source(b, body)
+        deadline.check()
+        source = pull_quote_source(b)
         if source is not None:
             b.kind = "pull_quote"
             labels.append(Label("pull_quote", b.span, repeats=source.span))
@@ -160,10 +196,10 @@ def _parse_article(
 
     segments: list[Segment] = []
     section, after = "", "start"
-    for b in rest:
+    for k, b in enumerate(rest):
         if b.kind == "credit":
             continue
-        if b.kind == "body" and heads.heading_like(b.text) and not _verse(rest, b):
+        if b.kind == "body" and heads.heading_like(b.text) and not _verse(rest, k):
             b.kind = "heading"
             labels.append(Label("section_heading", b.span))
             section, after = b.text, "heading"
@@ -207,9 +243,9 @@ def _parse_article(
     return article, repairs, labels
 
 
-def _verse(rest: list[Block], b: Block) -> bool:
-    """A short line among short lines (a poem's) is text, not a section heading."""
-    k = rest.index(b)
+def _verse(rest: list[Block], k: int) -> bool:
+    """A short line among short lines (a poem's) is text, not a section heading (`k`: its
+    place in `rest`, passed rather than looked up, which would make an article quadratic)."""
     near = rest[max(0, k - 1) : k + 2]
     return sum(1 for n in near if n.kind == "body" and heads.heading_like(n.text)) >= 3 or (
         k + 1 < len(rest)

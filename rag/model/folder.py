@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def build_default_model(folder: Path, *, show_progress: bool = False) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         if show_progress:
-            print(f"building {DEFAULT_MODEL_ID} from {q4_path} ...", flush=True)
+            print(f"building {DEFAULT_MODEL_ID} from {q4_path} ...", file=sys.stderr, flush=True)
         model = read_q4_model(q4_path)
         _write_sentence_transformer(model, staging)
         (staging / COMPLETE_MARKER).write_text(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,7 +75,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
     from rag.model.folder import replace_folder
 
     if show_progress:
-        print(f"exporting {model} to ONNX int8 in {out} ...", flush=True)
+        print(f"exporting {model} to ONNX int8 in {out} ...", file=sys.stderr, flush=True)
     st = SentenceTransformer(model, device="cpu")
     pooling = _pooling(st)
     out.parent.mkdir(parents=True, exist_ok=True)
