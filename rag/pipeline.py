@@ -186,6 +186,12 @@ def open_retriever(
         say(f"no index yet; building it from {settings.corpus_path}")
         build(read_bulletins([], settings), model, settings, show_progress=show_progress)
     index = open_index(settings, model)
+    # A search's numpy work is matrix-vector products over a few hundred rows: one BLAS thread
+    # does them as fast, where OpenBLAS's threads, spinning after each, took the cores from the
+    # encoder (archive, in process: 60 ms a question with two BLAS threads, 22 ms with one).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     if not isinstance(model, QueryBatcher):
         # The service answers on many threads: their questions share forward passes.
         model = QueryBatcher(model, settings.query_batch)

@@ -109,3 +109,17 @@ def test_reopening_keeps_the_model_and_glossary(project, no_model):
     )
     assert again.embedder is first.embedder and again.glossary is first.glossary
     assert again is not first
+
+
+def test_an_opened_retriever_leaves_blas_one_thread_and_batches_questions(project, no_model):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from rag.model.batching import QueryBatcher
+
+    with threadpool_limits(limits=2, user_api="blas"):  # as numpy starts on two cores
+        retriever = _open(project, build_if_missing=True)
+        pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert pools and all(p["num_threads"] == 1 for p in pools)
+    assert isinstance(retriever.embedder, QueryBatcher)
+    assert retriever.search("北京商业航天2028目标是什么", k=3)
+    assert retriever.embedder.passes == 1  # type: ignore[attr-defined]
