@@ -94,6 +94,13 @@ class Settings(BaseSettings):
 
     # --- index ---
     index_kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    index_checks: Literal["full", "quick"] = Field(
+        "full",
+        description="full: every file of the index is checksummed at each load, so a damaged "
+        "one is never served (the archive: 0.3 s); quick: the bulk arrays by size and header "
+        "only, for an index so large that hashing it slows start-up (`rag index --verify` "
+        "checks them)",
+    )
     approximate_above: int = Field(
         200_000,
         ge=1,

@@ -120,19 +120,27 @@ def test_a_damaged_file_is_refused_by_load_and_verify(index_copy, name, how):
         verify_index(index_copy)
     _assert_names(str(verified.value), damaged)
 
-    if how == "garbled" and is_bulk(name):
-        # The bulk arrays are hashed at build and by --verify only, not at every start-up: a
-        # byte changed inside their payload is refused when it breaks a structural check
-        # (postings out of range, offsets out of order, a non-finite vector), otherwise found by
-        # `rag index --verify` above. Either way, never a traceback.
-        try:
-            _open(index_copy)
-        except IndexDamaged as exc:
-            _assert_names(str(exc), damaged)
-        return
     with pytest.raises(IndexDamaged) as loaded:
         _open(index_copy)
     _assert_names(str(loaded.value), damaged)
+
+
+@pytest.mark.parametrize("name", [n for n in BUILD_FILES if is_bulk(n)])
+def test_a_quick_load_checks_the_bulk_arrays_by_structure_only(index_copy, name):
+    """RAG_INDEX_CHECKS=quick hashes the bulk arrays at build and by --verify only: a byte
+    changed inside their payload is refused when it breaks a structural check (postings out of
+    range, offsets out of order, a non-finite vector), otherwise found by --verify. Either way,
+    never a traceback."""
+    damaged = _build_folder(index_copy) / name
+    _damage(damaged, "garbled")
+    quick = index_copy.model_copy(update={"index_checks": "quick"})
+    try:
+        _open(quick)
+    except IndexDamaged as exc:
+        _assert_names(str(exc), damaged)
+    with pytest.raises(IndexDamaged) as verified:
+        verify_index(quick)
+    _assert_names(str(verified.value), damaged)
 
 
 def test_a_file_gone_is_refused_naming_it(index_copy):
@@ -231,7 +239,8 @@ def test_rag_serve_on_a_damaged_index_exits_with_one_line(index_copy, name, how)
 
 
 def test_rag_index_verify_finds_what_the_fast_load_does_not(index_copy):
-    assert _open(index_copy)  # loads: the fast path does not hash the vectors
+    quick = index_copy.model_copy(update={"index_checks": "quick"})
+    assert _open(quick)
     done = _rag(index_copy, "index", "--verify", fake_model=False)
     assert done.returncode == 0 and done.stdout.startswith("index OK: "), done.stderr
 
@@ -240,7 +249,9 @@ def test_rag_index_verify_finds_what_the_fast_load_does_not(index_copy):
     first_float = len(data) - 39 * FakeEmbedder.dim * 4  # the payload follows the header
     data[first_float] ^= 0xFF  # the lowest byte of the first vector's first value
     damaged.write_bytes(bytes(data))
-    _open(index_copy)  # still loads: a value off in its last bits is no structure to check
+    _open(quick)  # a quick load: a value off in its last bits is no structure to check
+    with pytest.raises(IndexDamaged):
+        _open(index_copy)  # the full check, the default, refuses it
     done = _rag(index_copy, "index", "--verify", fake_model=False)
     assert done.returncode != 0, done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr

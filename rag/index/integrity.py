@@ -2,11 +2,11 @@
 
 A build's manifest lists every other file of the build with its size and SHA-256, and carries a
 checksum of its own content ("sealed"), so a byte changed anywhere is found. Loading checks the
-size of every file and the checksum of the small ones (JSON, passages, sentence rows: they are
-read whole anyway, and hashing costs a fraction of parsing them). The bulk arrays (vectors,
-FAISS, BM25 postings) are checked by size and array header at every load, and by checksum at
+size of every file and its checksum (RAG_INDEX_CHECKS=full, the default: a damaged index is
+never served; 0.3 s for the archive's 178 MB). With RAG_INDEX_CHECKS=quick the bulk arrays
+(vectors, FAISS, BM25 postings) are checked by size and array header only, and by checksum at
 build time and by `rag index --verify`: at a million passages they are gigabytes, and hashing
-them would double the service's start-up.
+them every start-up costs seconds.
 
 SHA-256 over BLAKE2b: 725 MB/s against 390 MB/s on the two-core box (OpenSSL's SHA extensions).
 """

@@ -82,7 +82,7 @@ def current_build(settings: Settings) -> tuple[Path, dict[str, Any]]:
 
 def verify_index(settings: Settings) -> Checked:
     """Check every file of the current build against its size and checksum (the bulk arrays
-    too, which loading checks by size only); what was checked. Nothing is rebuilt."""
+    too, which a quick load checks by size only); what was checked. Nothing is rebuilt."""
     path, manifest = current_build(settings)
     return check_files(path, manifest.get("contents"), full=True)
 
@@ -104,7 +104,7 @@ def load_index(settings: Settings, *, model_id: str, dim: int) -> LoadedIndex:
             f"the index at {root} does not match the running settings ({differences}); "
             "rebuild it with `rag index`"
         )
-    check_files(path, manifest.get("contents"), full=False)
+    check_files(path, manifest.get("contents"), full=settings.index_checks == "full")
     passages = _read_passages(path / "passages.jsonl")
     n = len(passages)
     if n != manifest.get("counts", {}).get("passages"):
