@@ -492,10 +492,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # which would bury the one line an error is. (Its import sets its logger's level, so the
     # logger is switched off instead.)
     logging.getLogger("jieba").disabled = True
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from pydantic import ValidationError
+
     try:
+        parser = build_parser()  # reads the settings, for the defaults it shows
+        args = parser.parse_args(argv)
         return int(args.func(args, Settings()))
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # A RAG_* variable the settings cannot take: named, with what was wrong.
+        wrong = "; ".join(
+            f"RAG_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"rag: a setting is wrong: {wrong}", file=sys.stderr)
+        return 1
     except (UserError, PipelineError) as exc:
         # One line, whatever the message holds: a script reads stderr's last line.
         print(f"rag: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -503,6 +514,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)
         return 130  # the shell's status for a process ended by SIGINT
+    except BrokenPipeError:
+        # The reader went away (`rag inspect --json | head`): no traceback for it, and no second
+        # error when Python flushes stdout at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # the shell's status for a process ended by SIGPIPE
 
 
 def exit_status(exc: Exception) -> int:

@@ -201,3 +201,27 @@ def test_stdout_is_only_the_output_on_a_fresh_cache(tmp_path):
 
     run = _rag(env, "model", "path")  # built: the same path, and nothing else said
     assert (run.returncode, run.stdout) == (0, f"{folder}\n")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("RAG_PORT", "not-a-port"), ("RAG_CANDIDATES", "0")]
+)
+def test_a_setting_it_cannot_take_is_one_line_naming_it(tmp_path, variable, value):
+    run = _rag(_env(tmp_path, **{variable: value}), "ask", "北京商业航天")
+    _one_line_error(run, 1, "a setting is wrong", variable)
+
+
+def test_a_reader_that_goes_away_ends_it_quietly(tmp_path):
+    """`rag --help | head -c 1`: the pipe closes while rag writes; no traceback for that."""
+    env = _env(tmp_path)
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; from rag.cli import main; sys.exit(main(sys.argv[1:]))",
+         "model", "path"],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader is gone before anything is written
+        errors = process.stderr.read().decode()
+        status = process.wait(timeout=600)
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    assert status in (0, 141)  # 0 when all was written before the pipe closed
