@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
+from rag.search.retriever import Retriever
 from rag.settings import Settings
 from rag.verdict.topic import Glossary
 
@@ -92,10 +93,20 @@ def running_server(home: Path, port: int | None = None, **env_vars: str) -> Iter
     if "RAG_CACHE_DIR" in os.environ:
         inherited["RAG_CACHE_DIR"] = os.environ["RAG_CACHE_DIR"]
     env = inherited | env_vars
+    with serving(["rag.cli", "serve", "--port", str(port)], env, home, port, 180) as base:
+        yield base
+
+
+@contextmanager
+def serving(
+    module: list[str], env: dict[str, str], home: Path, port: int, ready_within: float
+) -> Iterator[str]:
+    """`python -m <module...>` as a server process on 127.0.0.1:`port` (stdout and stderr into
+    home/server.log), once its /readyz answers 200; its base URL. Stopped on exit."""
     log_path = home / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", *module],
             env=env,
             cwd=REPO,
             stdout=log,
@@ -103,7 +114,7 @@ def running_server(home: Path, port: int | None = None, **env_vars: str) -> Iter
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + ready_within
             while True:
                 assert process.poll() is None, log_path.read_text(errors="replace")
                 try:
@@ -111,8 +122,8 @@ def running_server(home: Path, port: int | None = None, **env_vars: str) -> Iter
                         break
                 except httpx.TransportError:
                     pass
-                assert time.monotonic() < deadline, "the server was not ready within 180 s"
-                time.sleep(0.5)
+                assert time.monotonic() < deadline, f"not ready within {ready_within} s"
+                time.sleep(0.2)
             yield base
         finally:
             process.terminate()
@@ -121,3 +132,15 @@ def running_server(home: Path, port: int | None = None, **env_vars: str) -> Iter
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def fake_load(settings: Settings, previous: Retriever | None) -> Retriever:
+    """The service's loading with the fake embedder (kept on reload) and the shared glossary."""
+    from rag.pipeline import open_retriever
+
+    return open_retriever(
+        settings,
+        build_if_missing=False,
+        embedder=previous.embedder if previous else FakeEmbedder(),
+        glossary=shared_glossary(),
+    )

@@ -5,32 +5,16 @@ that need a real process and real sockets but not the real model."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 from api.app import create_app
 from api.server import serve
 from rag.index.build import build_index
 from rag.ingest.load import load_bulletins
-from rag.pipeline import open_retriever
-from rag.search.retriever import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder, free_port, shared_glossary
-
-
-def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    return open_retriever(
-        settings,
-        build_if_missing=False,
-        embedder=previous.embedder if previous else FakeEmbedder(),
-        glossary=shared_glossary(),
-    )
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, fake_load, free_port, serving
 
 
 def build_fake_index(index_dir: Path) -> None:
@@ -53,35 +37,8 @@ def fake_server(home: Path, index_dir: Path, **env_vars: str) -> Iterator[tuple[
         "PYTHONPATH": str(REPO),
     }
     env |= env_vars
-    log_path = home / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_service"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert process.poll() is None, log_path.read_text(errors="replace")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server was not ready within 120 s"
-                time.sleep(0.2)
-            yield base, log_path
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with serving(["tests.fake_service"], env, home, port, 120) as base:
+        yield base, home / "server.log"
 
 
 if __name__ == "__main__":
@@ -91,4 +48,4 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, help="instead of RAG_PORT")
     args = parser.parse_args()
     settings = Settings(port=args.port) if args.port else Settings()
-    serve(create_app(settings, load=load), settings)
+    serve(create_app(settings, load=fake_load), settings)

@@ -19,10 +19,9 @@ from api.app import create_app
 from api.state import service_loader
 from rag.index.build import build_index
 from rag.ingest.load import load_bulletins
-from rag.pipeline import open_retriever
 from rag.search.retriever import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder, running_server, shared_glossary
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, fake_load, running_server
 
 DOC_ID = "000_a1e9ce7368794dc6"
 SOURCE = f"corpus/{DOC_ID}.txt"
@@ -42,14 +41,7 @@ SECOND = (
 NO_FLOORS = {"answer_floor_zh": 0.0, "answer_floor_en": 0.0}
 
 
-def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    """The service's loading, with the fake embedder (kept on reload) and the shared glossary."""
-    return open_retriever(
-        settings,
-        build_if_missing=False,
-        embedder=previous.embedder if previous else FakeEmbedder(),
-        glossary=shared_glossary(),
-    )
+load = fake_load  # the service's loading, with the fake embedder (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,8 @@ from starlette.routing import Route
 from api.app import create_app
 from rag.index.build import build_index
 from rag.ingest.load import load_bulletins
-from rag.pipeline import open_retriever
-from rag.search.retriever import Retriever
 from rag.settings import Settings
-from tests.conftest import FakeEmbedder, shared_glossary
+from tests.conftest import FakeEmbedder, fake_load
 
 KEY = "k3y-for-tests"
 # A bulletin made up for this test, so anything of it in an answer can only come from the index
@@ -43,13 +41,7 @@ OPEN |= {"/docs/oauth2-redirect"}
 TELLTALES = (DOC_ID, HEADLINE, MARKER, "青海", "储能电站")
 
 
-def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    return open_retriever(
-        settings,
-        build_if_missing=False,
-        embedder=previous.embedder if previous else FakeEmbedder(),
-        glossary=shared_glossary(),
-    )
+load = fake_load  # the service's loading, with the fake embedder (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

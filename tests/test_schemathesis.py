@@ -22,10 +22,8 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from rag.index.build import build_index
 from rag.ingest.load import load_bulletins
-from rag.pipeline import open_retriever
-from rag.search.retriever import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, fake_load
 
 KEY = "schema-k3y"
 # Per operation and key: about 500 cases each way, under a minute on 2 cores.
@@ -42,13 +40,7 @@ CHECKS = [
 ]
 
 
-def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    return open_retriever(
-        settings,
-        build_if_missing=False,
-        embedder=previous.embedder if previous else FakeEmbedder(),
-        glossary=shared_glossary(),
-    )
+load = fake_load  # the service's loading, with the fake embedder (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -20,21 +20,15 @@ from api.readiness import probe, probe_questions
 from api.server import log_config
 from rag.index.build import build_index
 from rag.ingest.load import load_bulletins
-from rag.pipeline import IndexDamaged, IndexMissing, IndexStale, open_retriever
+from rag.pipeline import IndexDamaged, IndexMissing, IndexStale
 from rag.search.retriever import Retriever
 from rag.settings import Settings
-from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, fake_load
 
 SECOND = "江苏推进智能制造\n本报记者 张三\n江苏省日前出台方案，推动制造业企业开展智能化改造。\n"
 
 
-def load(settings: Settings, previous: Retriever | None) -> Retriever:
-    return open_retriever(
-        settings,
-        build_if_missing=False,
-        embedder=previous.embedder if previous else FakeEmbedder(),
-        glossary=shared_glossary(),
-    )
+load = fake_load  # the service's loading, with the fake embedder (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
