@@ -132,7 +132,7 @@ def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
 
 def verify_index(settings: Settings) -> Checked:
     """Every file of the current index checked against the manifest's sizes and checksums (the
-    bulk arrays too, which loading checks by size only); nothing is rebuilt."""
+    bulk arrays too, which a quick load checks by size only); nothing is rebuilt."""
     from rag.index.integrity import DamagedFile
     from rag.index.store import IndexUnusable
     from rag.index.store import verify_index as verify_current
@@ -172,6 +172,8 @@ def open_retriever(
     hears what is being done that takes a while (building a missing index). What killed builds
     left behind is removed first, so `rag serve`'s start cleans up after them.
     """
+    from threadpoolctl import threadpool_limits
+
     from rag.index.integrity import DamagedFile
     from rag.model.batching import QueryBatcher
     from rag.search.retriever import Retriever
@@ -189,8 +191,6 @@ def open_retriever(
     # A search's numpy work is matrix-vector products over a few hundred rows: one BLAS thread
     # does them as fast, where OpenBLAS's threads, spinning after each, took the cores from the
     # encoder (archive, in process: 60 ms a question with two BLAS threads, 22 ms with one).
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=1, user_api="blas")
     if not isinstance(model, QueryBatcher):
         # The service answers on many threads: their questions share forward passes.

@@ -119,3 +119,11 @@ def test_a_damaged_saved_glossary_is_made_again(tmp_path, damage: bytes) -> None
     assert glossary._english == shared_glossary()._english
     assert Glossary.cached(tmp_path)._senses == shared_glossary()._senses  # the file is mended
     assert path.read_bytes() != damage
+
+
+def test_a_cache_folder_it_cannot_write_still_gives_the_glossary(tmp_path) -> None:
+    from rag.verdict.topic import Glossary
+
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the folder would be")  # mkdir fails, as on a read-only disk
+    assert Glossary.cached(blocked)._english == shared_glossary()._english

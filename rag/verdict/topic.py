@@ -15,6 +15,7 @@ The more text is indexed, the more words it uses and the fewer questions the tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -63,7 +64,9 @@ class Glossary:
         except (OSError, ValueError, TypeError, AttributeError):
             pass  # missing or damaged: made again
         glossary = cls()
-        glossary.save(path)
+        # A cache folder it cannot write: read from CC-CEDICT at each start, as before.
+        with contextlib.suppress(OSError):
+            glossary.save(path)
         return glossary
 
     def save(self, path: Path) -> None:
