@@ -73,3 +73,24 @@ def test_a_tokenizer_this_module_cannot_reproduce_is_refused(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="not a unigram model"):
         write_pieces(tmp_path)
     assert not has_pieces(tmp_path) and list(tmp_path.iterdir()) == [tmp_path / "tokenizer.json"]
+
+
+@pytest.mark.model
+def test_an_export_without_pieces_tokenizes_with_tokenizers(tmp_path: Path) -> None:
+    """A hub model whose tokenizer SentencePiece does not reproduce (WordPiece, BPE) has no
+    pieces files: the encoder reads tokenizer.json with `tokenizers` and gives the same ids."""
+    from rag.model.embed import load_embedder
+    from rag.model.onnx_encoder import OnnxEmbedder
+
+    served = load_embedder(Settings())
+    export = served._folder  # type: ignore[union-attr]
+    bare = tmp_path / "export"
+    bare.mkdir()
+    for name in ("encoder.json", "tokenizer.json"):
+        shutil.copy(export / name, bare / name)
+    (bare / "model.onnx").symlink_to(export / "model.onnx")
+    assert not has_pieces(bare)
+    plain = OnnxEmbedder(bare, model_id="intfloat/multilingual-e5-small")
+    text = "query: 北京商业航天2028目标是什么"
+    assert plain.token_ids(text) == served.token_ids(text)
+    assert float(plain.encode_queries([text])[0] @ served.encode_queries([text])[0]) > 0.9999

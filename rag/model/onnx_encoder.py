@@ -19,6 +19,7 @@ exporting the bare transformer and pooling here in numpy is a few lines and exac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -61,7 +62,7 @@ def ensure_export(model: str, out: Path, *, show_progress: bool = False) -> Path
     complete export is there."""
     if (out / CONFIG).is_file():
         if not has_pieces(out):  # an export made before the SentencePiece tokenizer
-            write_pieces(out)
+            _write_pieces_if_possible(out)
         return out
     return export(model, out, show_progress=show_progress)
 
@@ -113,7 +114,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
             )
         fp32.unlink()
         st.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
-        write_pieces(staging)
+        _write_pieces_if_possible(staging)
         config = {
             "format": EXPORT_FORMAT,
             "model": model,
@@ -129,6 +130,13 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _write_pieces_if_possible(folder: Path) -> None:
+    """The SentencePiece copy of the folder's tokenizer, when it is one `Pieces` reproduces (a
+    hub model with a WordPiece or BPE tokenizer keeps `tokenizers`)."""
+    with contextlib.suppress(ValueError, KeyError):
+        write_pieces(folder)
 
 
 def _pooling(st) -> str:  # st: SentenceTransformer
@@ -181,7 +189,9 @@ class OnnxEmbedder:
         self._pooling = config["pooling"]
         self._pad = int(config["pad_id"])
         self._folder = folder
-        self._pieces = Pieces(folder)
+        # SentencePiece when the model's tokenizer is a unigram one it reproduces (the default
+        # model's); otherwise `tokenizers` itself.
+        self._pieces = Pieces(folder) if has_pieces(folder) else None
         self._with_offsets: Any = None  # `tokenizers`, read when offsets are first needed
         options = ort.SessionOptions()
         # One request's question at a time is too small to share out over threads profitably
@@ -241,11 +251,17 @@ class OnnxEmbedder:
 
     def token_ids(self, text: str) -> list[int]:
         """The ids the model sees for `text` (with <s> and </s>), for fidelity checks."""
-        return self._pieces.ids(text)
+        return self._ids(text)
+
+    def _ids(self, text: str) -> list[int]:
+        if self._pieces is not None:
+            return self._pieces.ids(text)
+        return list(self._offsets_tokenizer().encode(text).ids)
 
     def _offsets_tokenizer(self) -> Any:
-        """The `tokenizers` pipeline, for where each token starts in the text (pooled sentence
-        vectors only; 266 MB, so not read for serving)."""
+        """The `tokenizers` pipeline: for where each token starts in the text (pooled sentence
+        vectors), and the ids of a tokenizer SentencePiece does not reproduce. 266 MB for the
+        default model's, so not read to serve it."""
         if self._with_offsets is None:
             from tokenizers import Tokenizer
 
@@ -259,7 +275,7 @@ class OnnxEmbedder:
         if not texts:
             return out
         prefix = self._prompts.get(prompt, "")
-        rows = [self._truncated(self._pieces.ids(prefix + t)) for t in texts]
+        rows = [self._truncated(self._ids(prefix + t)) for t in texts]
         # Batches of similar length: padding a short sentence to a long passage's length is
         # work thrown away.
         order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
