@@ -116,8 +116,9 @@ def create_app(settings: Settings | None = None, load: RetrieverLoader = default
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading takes seconds; off the event loop, so /healthz answers meanwhile.
-        await run_in_threadpool(state.reload)
+        await run_in_threadpool(state.start)
         yield
+        state.stop()
 
     app = FastAPI(
         title="bulletin retrieval",

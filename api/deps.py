@@ -27,10 +27,11 @@ def get_state(request: Request) -> ServiceState:
 
 def get_retriever(state: Annotated[ServiceState, Depends(get_state)]) -> Retriever:
     if state.retriever is None:
+        # Still loading, or (RAG_BACKEND=milvus) waiting for Milvus to answer: the probe says.
         raise ApiError(
             503,
             "not_ready",
-            "the model and index are still loading; retry shortly",
+            f"{state.probed.failure or 'the index is not loaded'}; retry shortly",
             headers={"Retry-After": "5"},
         )
     return state.retriever

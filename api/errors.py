@@ -1,4 +1,5 @@
-"""Every error leaves the service as JSON {"error": {"code", "message"}} with a 4xx status."""
+"""Every error leaves the service as JSON {"error": {"code", "message"}}: a 4xx for the request,
+a 503 when the index store cannot be reached."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.index.faults import BackendUnavailable
 
 log = logging.getLogger("api")
 
@@ -65,6 +68,14 @@ def install_error_handlers(app: FastAPI) -> None:
         codes = {404: "not_found", 405: "method_not_allowed"}
         message = "no such route" if exc.status_code == 404 else str(exc.detail)
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+
+    @app.exception_handler(BackendUnavailable)
+    async def unreachable(request: Request, exc: BackendUnavailable) -> JSONResponse:
+        # Milvus lost mid-request: the service is fine, its store is not; /readyz looks again.
+        request.app.state.service.doubt()
+        return error_response(
+            503, "index_unreachable", f"{exc}; retry shortly", {"Retry-After": "5"}
+        )
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rag.index.faults import BackendUnavailable
 from rag.search.retriever import Retriever
 
 # Passages the probe asks about, spread over the index so a damaged tail is touched too.
@@ -45,6 +46,8 @@ def probe(retriever: Retriever) -> Probe:
     for question in questions:
         try:
             hits = retriever.search(question, k=1)
+        except BackendUnavailable as exc:  # says which store and why, never bulletin text
+            return Probe(False, f"a probe search failed: {exc}")
         except Exception as exc:  # any failure at all means the index cannot answer
             return Probe(False, f"a probe search failed ({type(exc).__name__})")
         if any(not math.isfinite(h.score) for h in hits):

@@ -107,7 +107,7 @@ def search_get(
 @router.get("/v1/documents/{doc_id}", responses=ERRORS)
 def document(doc_id: str, retriever: CurrentRetriever) -> dict[str, Any]:
     """A bulletin's source text and its articles, to show a citation in context."""
-    found = retriever.index.documents.get(doc_id)
+    found = retriever.backend.document(doc_id)
     if found is None:
         raise ApiError(404, "unknown_document", f"no bulletin with doc_id {doc_id!r}")
     return found
@@ -131,7 +131,7 @@ def readyz(state: State) -> dict[str, str]:
 @router.get("/v1/info", responses=ERRORS)
 def info(retriever: CurrentRetriever) -> dict[str, Any]:
     """Corpus size, model, index build time and version."""
-    manifest = retriever.index.manifest
+    manifest = retriever.backend.manifest
     return {
         "version": version("bulletin-rag"),
         "model": manifest["model_id"],
@@ -153,4 +153,4 @@ def reload(state: State) -> dict[str, Any]:
         raise ApiError(
             409, "index_unusable", f"{exc}; the previous index stays in service"
         ) from exc
-    return {"status": "reloaded", "index_built_at": fresh.index.manifest["built_at"]}
+    return {"status": "reloaded", "index_built_at": fresh.backend.manifest["built_at"]}

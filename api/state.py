@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from api.readiness import Probe, probe
-from rag.pipeline import IndexDamaged, open_retriever
+from rag.pipeline import IndexDamaged, IndexUnreachable, open_retriever
 from rag.search.retriever import Retriever
 from rag.settings import Settings
 
@@ -29,6 +29,8 @@ class ServiceState:
     probed: Probe = LOADING
     probed_at: float = float("-inf")
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when the service shuts down: the threads that retry and follow Milvus stop.
+    _stopping: threading.Event = field(default_factory=threading.Event)
     _probe_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reload(self) -> Retriever:
@@ -50,6 +52,56 @@ class ServiceState:
                 self.retriever = fresh
                 self.probed, self.probed_at = outcome, time.monotonic()
             return fresh
+
+    def start(self) -> None:
+        """The first load, at start-up. A store that cannot be reached yet (Milvus starting, or
+        down) does not stop the service: it starts not ready, says why at /readyz, and tries
+        again every `milvus_retry_seconds` until the load succeeds. Every other failure stops
+        the start-up, as it would stop `rag serve`."""
+        if self.settings.backend == "milvus":
+            threading.Thread(target=self._follow, name="index-follow", daemon=True).start()
+        try:
+            self.reload()
+        except IndexUnreachable as exc:
+            self._not_ready(exc)
+            threading.Thread(target=self._retry, name="index-retry", daemon=True).start()
+
+    def _follow(self) -> None:
+        """Load the new build when a `rag index` elsewhere has moved Milvus's alias to it: the
+        service follows within `milvus_retry_seconds`, before the next build may write into the
+        side it reads (`milvus_switch_grace_seconds`, rag.index.milvus.build)."""
+        while not self._stopping.wait(self.settings.milvus_retry_seconds):
+            retriever = self.retriever
+            moved = getattr(retriever.backend, "moved", None) if retriever else None
+            try:
+                if moved is not None and moved():
+                    self.reload()
+                    print("the index in Milvus was rebuilt; the new build is in service",
+                          file=sys.stderr)  # fmt: skip
+            except Exception as exc:  # unreachable or refused: the old build stays; said
+                print(f"the new build in Milvus cannot be loaded yet: {exc}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _not_ready(self, exc: Exception) -> None:
+        wait = self.settings.milvus_retry_seconds
+        self.probed = Probe(False, f"{exc}; trying again every {wait:g} s")
+        print(f"the service is not ready: {self.probed.failure}", file=sys.stderr)
+
+    def _retry(self) -> None:
+        while self.retriever is None:
+            if self._stopping.wait(self.settings.milvus_retry_seconds):
+                return
+            try:
+                self.reload()
+            except IndexUnreachable as exc:
+                self._not_ready(exc)
+            except Exception as exc:  # a store that answers now but holds no usable index
+                self.probed = Probe(False, f"{exc}")
+                print(f"the service is not ready: {exc}", file=sys.stderr)
+                return
+        print("the service is ready: the index store answers", file=sys.stderr)
 
     def readiness(self) -> Probe:
         """Whether the retriever in service answers: the last probe, repeated when older than

@@ -19,12 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.index.faults import BackendUnavailable
 from rag.mode import MODES
 from rag.pipeline import (
     CorpusUnusable,
     IndexDamaged,
     IndexMissing,
     IndexStale,
+    IndexUnreachable,
     ModelUnavailable,
     PipelineError,
     build,
@@ -37,6 +39,7 @@ from rag.settings import Settings
 if TYPE_CHECKING:
     from rag.documents import Bulletin, ParsedBulletin
     from rag.evaluate import Question, SearchFn
+    from rag.index.build import BuildReport
     from rag.search.retriever import Retriever
 
 
@@ -46,7 +49,8 @@ class UserError(Exception):
 
 # Each failure a user can fix, printed as one line with this status: 1 for an error in what
 # was asked (an option's value, a file, a question, the service at --url), 3 for the index
-# (`rag index` mends it), 4 for the model. 2 stays argparse's, for bad usage. Scripts can tell
+# (`rag index` mends it), 4 for the model, 5 for a Milvus that does not answer (trying again may
+# do). 2 stays argparse's, for bad usage. Scripts can tell
 # them apart.
 EXIT_STATUS: dict[type[Exception], int] = {
     UserError: 1,
@@ -55,6 +59,8 @@ EXIT_STATUS: dict[type[Exception], int] = {
     IndexStale: 3,
     IndexDamaged: 3,
     ModelUnavailable: 4,
+    IndexUnreachable: 5,
+    BackendUnavailable: 5,  # the same, met mid-search
 }
 
 
@@ -132,7 +138,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         f"indexed {report.files} files, {report.articles} articles, {report.passages} passages "
         f"({report.embedded} embedded, {report.passages - report.embedded} reused; "
         f"{report.sentences_embedded} sentences embedded) in {report.seconds:.1f} s "
-        f"-> {report.path}"
+        f"-> {_where(report, settings)}"
     )
     share = report.in_passages / report.characters if report.characters else 1.0
     print(
@@ -153,6 +159,12 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _where(report: BuildReport, settings: Settings) -> str:
+    if settings.backend == "milvus":
+        return f"Milvus {settings.milvus_uri}, collection {settings.milvus_collection}"
+    return str(report.path)
 
 
 def _verify_index(args: argparse.Namespace, settings: Settings) -> int:
@@ -414,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 1 for an error in what was asked (a value, a file, a question, "
         "the service at --url); 2 for bad usage (an unknown option, a missing argument); 3 "
         "when the index is missing, stale or damaged (`rag index` mends it); 4 when the model "
-        "cannot be loaded",
+        "cannot be loaded; 5 when Milvus (RAG_BACKEND=milvus) cannot be reached",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -507,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"rag: a setting is wrong: {wrong}", file=sys.stderr)
         return 1
-    except (UserError, PipelineError) as exc:
+    except (UserError, PipelineError, BackendUnavailable) as exc:
         # One line, whatever the message holds: a script reads stderr's last line.
         print(f"rag: {' '.join(str(exc).split())}", file=sys.stderr)
         return exit_status(exc)

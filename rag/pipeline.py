@@ -17,6 +17,7 @@ from rag.settings import Settings
 
 if TYPE_CHECKING:
     from rag.documents import Bulletin
+    from rag.index.backend import SearchBackend
     from rag.index.build import BuildReport
     from rag.index.integrity import Checked
     from rag.index.store import LoadedIndex
@@ -49,6 +50,10 @@ class IndexDamaged(PipelineError):
     """The index's files are there but cannot be read."""
 
 
+class IndexUnreachable(PipelineError):
+    """The store holding the index (a Milvus server) cannot be reached; trying again may work."""
+
+
 def _quiet(note: str) -> None:
     pass
 
@@ -74,16 +79,21 @@ def build(
 ) -> BuildReport:
     """A new build of the index from these bulletins, made current once it is complete."""
     from rag.index.build import build_index
+    from rag.index.faults import BackendUnavailable
     from rag.index.store import IndexUnusable
     from rag.ingest.load import BulletinError
     from rag.verdict.topic import Glossary
 
+    if settings.backend == "milvus":
+        from rag.index.milvus.build import build_milvus as build_index
     try:
         report = build_index(bulletins, embedder, settings, show_progress=show_progress)
     except (IndexUnusable, BulletinError) as exc:
         # What build_index refuses is its input: nothing to index, or a bulletin that outlasts
         # its time limit (rag.ingest.budget).
         raise CorpusUnusable(str(exc)) from exc
+    except BackendUnavailable as exc:
+        raise IndexUnreachable(f"{exc}; the index there is as it was") from exc
     # Saved now, so that the service reads it compactly from the first start (Glossary.cached).
     Glossary.cached(settings.cache_dir)
     return report
@@ -103,7 +113,47 @@ def load_model(settings: Settings, *, show_progress: bool) -> Embedder:
 
 
 def _missing(settings: Settings) -> IndexMissing:
+    if settings.backend == "milvus":
+        return IndexMissing(
+            f"no index in Milvus at {settings.milvus_uri} (collection "
+            f"{settings.milvus_collection!r}); build one with `rag index`"
+        )
     return IndexMissing(f"no index at {settings.index_path}; build one with `rag index`")
+
+
+def open_milvus(settings: Settings, embedder: Embedder) -> SearchBackend:
+    """The index in Milvus, refused like a local one when missing or built for other settings,
+    IndexUnreachable when Milvus does not answer."""
+    from rag.index.faults import BackendUnavailable
+    from rag.index.milvus.build import expected
+    from rag.index.milvus.search import IndexRefused, MilvusBackend
+    from rag.index.milvus.store import connect
+
+    try:
+        client = connect(settings)
+        return MilvusBackend(client, settings, expected(settings, embedder))
+    except BackendUnavailable as exc:
+        raise IndexUnreachable(str(exc)) from exc
+    except IndexRefused as exc:
+        raise (IndexMissing if "no index" in str(exc) else IndexStale)(str(exc)) from exc
+
+
+def milvus_has_index(settings: Settings) -> bool:
+    """Whether Milvus holds an index under the configured alias (IndexUnreachable if it cannot
+    be asked)."""
+    from rag.index.faults import BackendUnavailable
+    from rag.index.milvus.store import connect, current_collection
+
+    try:
+        client = connect(settings)
+        try:
+            return current_collection(client, settings.milvus_collection) is not None
+        finally:
+            client.close()
+    except BackendUnavailable as exc:
+        raise IndexUnreachable(str(exc)) from exc
+    except Exception as exc:  # a server that answers the connection but fails the call
+        raise IndexUnreachable(f"Milvus at {settings.milvus_uri} failed ({exc})") from exc
 
 
 def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:
@@ -180,14 +230,16 @@ def open_retriever(
     from rag.verdict.topic import Glossary
 
     sweep_abandoned(settings, say)
-    if not build_if_missing and not has_index(settings):
+    milvus = settings.backend == "milvus"
+    present = milvus_has_index if milvus else has_index
+    if not build_if_missing and not present(settings):
         # Refused before the model loads: seconds, for a start-up that would fail anyway.
         raise _missing(settings)
     model = embedder or load_model(settings, show_progress=show_progress)
-    if build_if_missing and not has_index(settings):
+    if build_if_missing and not present(settings):
         say(f"no index yet; building it from {settings.corpus_path}")
         build(read_bulletins([], settings), model, settings, show_progress=show_progress)
-    index = open_index(settings, model)
+    index = open_milvus(settings, model) if milvus else open_index(settings, model)
     # A search's numpy work is matrix-vector products over a few hundred rows: one BLAS thread
     # does them as fast, where OpenBLAS's threads, spinning after each, took the cores from the
     # encoder (archive, in process: 60 ms a question with two BLAS threads, 22 ms with one).

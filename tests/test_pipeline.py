@@ -59,7 +59,7 @@ def test_a_missing_index_is_built_when_asked(project, no_model):
     notes: list[str] = []
     retriever = _open(project, build_if_missing=True, say=notes.append)
     assert notes == [f"no index yet; building it from {project.corpus_path}"]
-    assert retriever.index.manifest["counts"]["files"] == 1
+    assert retriever.backend.manifest["counts"]["files"] == 1
     assert retriever.search("北京商业航天", k=1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rag.index.backend import Scope
 from rag.index.build import build_index
 from rag.index.lexical import LexicalIndex, tokenize
 from rag.index.store import load_index
@@ -93,7 +94,7 @@ def test_a_named_place_favours_the_article_about_it(retrievers):
 def test_a_named_year_favours_the_article_about_that_period(retrievers):
     plain, preferring = retrievers
     # Only the Beijing article's lead names 2028 (its plan runs 2024—2028).
-    assert any("2024—2028" in p.text for p in plain.index.passages if p.region == "北京")
+    assert any("2024—2028" in p.text for p in plain.backend.passages if p.region == "北京")
     question = "what happens in 2028"
     assert {h.passage.region for h in preferring.search(question, k=5, mode="dense")} == {"北京"}
     assert {h.passage.region for h in plain.search(question, k=5, mode="dense")} != {"北京"}
@@ -131,19 +132,19 @@ QUESTIONS = [
 
 def test_each_leg_returns_its_best_admitted_passages(retrievers):
     full, _ = retrievers
-    n = len(full.index.passages)
+    n = len(full.backend.passages)
     mask = np.ones(n, dtype=bool)
     mask[::3] = False
     for question in QUESTIONS:
         vector = full.embedder.encode_queries([question])[0]
-        exact = full.index.vectors @ vector
-        ids, cosines = full.backend.dense_top(vector, 10, mask)
+        exact = full.backend.index.vectors @ vector
+        ids, cosines = full.backend.dense_top(vector, 10, Scope(mask))
         admitted = np.flatnonzero(mask)
         expected = admitted[np.argsort(-exact[admitted], kind="stable")[:10]]
         assert ids.tolist() == expected.tolist()
         assert np.allclose(cosines, exact[ids], atol=1e-5)
         bm25 = full.backend.lexical.scores(question)
-        ids, scores = full.backend.lexical_top(question, 10, mask)
+        ids, scores = full.backend.lexical_top(question, 10, Scope(mask))
         assert mask[ids].all() and (scores > 0).all()
         assert scores.tolist() == sorted(scores.tolist(), reverse=True)
         assert min(scores) >= max(bm25[admitted][~np.isin(admitted, ids)], default=0) - 1e-6
@@ -151,9 +152,9 @@ def test_each_leg_returns_its_best_admitted_passages(retrievers):
 
 def test_few_candidates_keep_the_answers(retrievers):
     _, full = retrievers
-    assert len(full.index.passages) <= full.candidates  # every passage is a candidate here
+    assert len(full.backend.passages) <= full.candidates  # every passage is a candidate here
     limited = Retriever(
-        full.embedder, full.index, preference=1.0, candidates=10, glossary=full.glossary
+        full.embedder, full.backend, preference=1.0, candidates=10, glossary=full.glossary
     )
     for question in QUESTIONS:
         expected, got = full.answer(question, k=3), limited.answer(question, k=3)
@@ -194,4 +195,4 @@ def test_a_highlighted_lead_in_takes_the_sentence_that_makes_its_point(retriever
 def test_candidates_must_be_positive(retrievers):
     full, _ = retrievers
     with pytest.raises(ValueError, match="candidates"):
-        Retriever(full.embedder, full.index, candidates=0, glossary=full.glossary)
+        Retriever(full.embedder, full.backend, candidates=0, glossary=full.glossary)

@@ -9,28 +9,57 @@ scores of those candidates and of their sentences; nothing asks for every passag
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from rag.documents import Passage
 from rag.index.dense import DenseLeg, top
+from rag.index.faults import BackendUnavailable
 from rag.index.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
 from rag.index.store import LoadedIndex
 
+__all__ = ["BackendUnavailable", "LocalBackend", "Scope", "SearchBackend"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The passages a leg may return, said twice: as a mask over the passage rows (what the
+    local backend applies inside FAISS and BM25) and as the metadata conditions it was made
+    from (what a remote backend turns into its own filter expression, so that filtering happens
+    where the passages are, never on its answers). Dates compare as ISO prefixes and an unknown
+    date passes no date condition (rag.search.retriever.Filters)."""
+
+    mask: np.ndarray | None = None
+    doc_id: str | None = None
+    article: int | None = None
+    region: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    # Only articles about one of these regions (the provinces a question names).
+    regions: tuple[str, ...] | None = None
+
 
 class SearchBackend(Protocol):
-    """What search needs of a store of passages (indices are rows of `passages`)."""
+    """What search needs of a store of passages (indices are rows of `passages`). Writes are
+    the build's (rag.index.build, rag.index.milvus.build), not search's. A remote store raises
+    BackendUnavailable when it cannot be reached."""
 
     @property
     def passages(self) -> Sequence[Passage]: ...
 
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    def document(self, doc_id: str) -> dict[str, Any] | None: ...
+
     def dense_top(
-        self, vector: np.ndarray, n: int, mask: np.ndarray | None
+        self, vector: np.ndarray, n: int, scope: Scope | None
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def lexical_top(
-        self, search: str, n: int, mask: np.ndarray | None
+        self, search: str, n: int, scope: Scope | None
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def dense_cosines(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray: ...
@@ -48,16 +77,6 @@ class SearchBackend(Protocol):
     def knows(self, word: str) -> bool: ...
 
     def containing(self, word: str) -> np.ndarray: ...
-
-    def upsert(
-        self,
-        passages: Sequence[Passage],
-        vectors: np.ndarray,
-        sentences: Sequence[Sequence[tuple[int, int]]],
-        sentence_vectors: Sequence[np.ndarray],
-    ) -> None: ...
-
-    def delete(self, passage_ids: Sequence[str]) -> int: ...
 
 
 class LocalBackend:
@@ -91,28 +110,36 @@ class LocalBackend:
     def passages(self) -> Sequence[Passage]:
         return self._passages
 
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.index.manifest
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        return self.index.documents.get(doc_id)
+
     def _bounds(self) -> None:
         # Sentences are stored grouped by passage: passage i's rows are bounds[i]:bounds[i + 1].
         self._sentence_bounds = np.searchsorted(
             self._sentences[:, 0], np.arange(len(self._passages) + 1), side="left"
         )
 
-    def _admitted(self, mask: np.ndarray | None) -> np.ndarray | None:
+    def _admitted(self, scope: Scope | None) -> np.ndarray | None:
+        mask = None if scope is None else scope.mask
         if self.live.all():
             return mask
         return self.live if mask is None else mask & self.live
 
     def dense_top(
-        self, vector: np.ndarray, n: int, mask: np.ndarray | None
+        self, vector: np.ndarray, n: int, scope: Scope | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.dense.top(vector, n, self._admitted(mask))
+        return self.dense.top(vector, n, self._admitted(scope))
 
     def lexical_top(
-        self, search: str, n: int, mask: np.ndarray | None
+        self, search: str, n: int, scope: Scope | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The `n` best BM25 passages for `search` among the admitted; none sharing no term."""
         scores = self.lexical.scores_of(self.lexical.term_ids(search))
-        admitted = self._admitted(mask)
+        admitted = self._admitted(scope)
         if admitted is not None:
             scores[~admitted] = 0.0
         ids = top(scores, min(n, int(np.count_nonzero(scores))))

@@ -207,6 +207,34 @@ def _rows_of(owner: list[int], passage: int) -> range:
     return range(bisect.bisect_left(owner, passage), bisect.bisect_right(owner, passage))
 
 
+def sentence_rows(passages: list[Passage]) -> list[tuple[int, int, int]]:
+    """(passage, start, end) of each passage's body sentences, grouped by passage, in order."""
+    return [(i, a, b) for i, p in enumerate(passages) for a, b in body_sentences(p.text)]
+
+
+def embed(
+    passages: list[Passage],
+    sentences: list[tuple[int, int, int]],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    settings: Settings,
+    show_progress: bool,
+) -> tuple[np.ndarray, list[bytes], set[int]]:
+    """The vectors of the passages, then of their sentences, embedding only what the cache
+    lacks; their cache keys, and which of them had to be embedded (as rows of the vectors)."""
+    if settings.sentence_vectors == "pooled":
+        keys, todo = _embed_pooled(passages, sentences, embedder, cache, settings, show_progress)
+    else:
+        texts = [p.embedding_text(settings.embed_context) for p in passages] + [
+            passages[i].text[a:b] for i, a, b in sentences
+        ]
+        keys = [embed_key(embedder.model_id, t) for t in texts]
+        todo = _embed_missing(texts, keys, embedder, cache, show_progress=show_progress)
+    if not keys:
+        return np.zeros((0, embedder.dim), dtype=np.float32), keys, todo
+    return np.stack([cache.get(k) for k in keys]).astype(np.float32, copy=False), keys, todo
+
+
 def build_index(
     bulletins: list[Bulletin],
     embedder: Embedder,
@@ -231,17 +259,9 @@ def _build(
         raise IndexUnusable("the bulletins hold no text to index")
     # Each sentence is embedded too: a question is often answered by one sentence that a
     # whole-passage vector dilutes, and the best sentence is what the reader is shown.
-    sentences = [(i, a, b) for i, p in enumerate(passages) for a, b in body_sentences(p.text)]
+    sentences = sentence_rows(passages)
     cache = EmbeddingCache(settings.index_path, embedder.model_id, embedder.dim)
-    if settings.sentence_vectors == "pooled":
-        keys, todo = _embed_pooled(passages, sentences, embedder, cache, settings, show_progress)
-    else:
-        texts = [p.embedding_text(settings.embed_context) for p in passages] + [
-            passages[i].text[a:b] for i, a, b in sentences
-        ]
-        keys = [embed_key(embedder.model_id, t) for t in texts]
-        todo = _embed_missing(texts, keys, embedder, cache, show_progress=show_progress)
-    vectors = np.stack([cache.get(k) for k in keys]).astype(np.float32, copy=False)
+    vectors, keys, todo = embed(passages, sentences, embedder, cache, settings, show_progress)
 
     kind = _index_kind(settings, len(passages))
     faiss_index = dense_index(vectors[: len(passages)], kind)
@@ -270,12 +290,12 @@ def _build(
     try:
         np.save(staging / "vectors.npy", vectors[: len(passages)])
         np.save(staging / "sentence_vectors.npy", vectors[len(passages) :])
-        sentence_rows = np.array(sentences, dtype=np.int64).reshape(-1, 3)
-        np.save(staging / "sentences.npy", sentence_rows)
+        sentence_array = np.array(sentences, dtype=np.int64).reshape(-1, 3)
+        np.save(staging / "sentences.npy", sentence_array)
         save_lexical(
             staging / LEXICAL_DIR,
             [p.text for p in passages],
-            sentence_rows,
+            sentence_array,
             settings.lexical_tokenizer,
         )
         faiss.write_index(faiss_index, str(staging / "vectors.faiss"))

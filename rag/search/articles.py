@@ -114,9 +114,13 @@ class ArticleTable:
         about = self._about_places(question)
         return None if about is None else about[self.of]
 
+    def named_regions(self, question: Question) -> frozenset[str]:
+        """The provinces the question names that are some article's region."""
+        return question.provinces & self._region_set
+
     def _about_places(self, question: Question) -> np.ndarray | None:
         """Per article, whether it is about a province the question names (None: none is)."""
-        places = question.provinces & self._region_set
+        places = self.named_regions(question)
         return np.isin(self.regions, sorted(places)) if places else None
 
     def _articles_about(self, year: int) -> np.ndarray:

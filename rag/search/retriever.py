@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from rag.documents import Passage
-from rag.index.backend import LocalBackend, SearchBackend
+from rag.index.backend import LocalBackend, Scope, SearchBackend
 from rag.index.dense import top
 from rag.index.lexical import Tokenizer
 from rag.index.store import LoadedIndex
@@ -130,7 +130,7 @@ class Retriever:
     def __init__(
         self,
         embedder: Embedder,
-        index: LoadedIndex,
+        index: LoadedIndex | SearchBackend,
         *,
         mode: Mode = _DEFAULTS["search_mode"],
         dense_weight: float = _DEFAULTS["dense_weight"],
@@ -147,14 +147,17 @@ class Retriever:
         if candidates < 1:
             raise ValueError(f"candidates must be at least 1, not {candidates}")
         self.embedder = embedder
-        self.index = index
         self.mode = mode
         self.dense_weight = dense_weight
         self.preference = preference
         self.floor_zh, self.floor_en = answer_floors
         self.candidates = candidates
         self.support_depth = support_depth
-        self.backend: SearchBackend = LocalBackend(index, lexical_tokenizer)
+        # A built index on disk is searched here (FAISS + bm25s); any other backend (Milvus,
+        # rag.index.milvus) comes ready-made.
+        self.backend: SearchBackend = (
+            LocalBackend(index, lexical_tokenizer) if isinstance(index, LoadedIndex) else index
+        )
         passages = self.backend.passages
         texts = [p.text for p in passages]
         # CC-CEDICT for the off-topic test: read once (about a second), shared on reload.
@@ -172,7 +175,7 @@ class Retriever:
     def from_settings(
         cls,
         embedder: Embedder,
-        index: LoadedIndex,
+        index: LoadedIndex | SearchBackend,
         settings: Settings,
         glossary: Glossary | None = None,
     ) -> Retriever:
@@ -208,8 +211,8 @@ class Retriever:
         if filters and filters.doc_id is not None and filters.doc_id not in self._doc_ids:
             raise QueryError(f"unknown doc_id {filters.doc_id!r}")
         mode = mode or self.mode
-        mask = None if filters is None else self.articles.mask(filters)
-        if mask is not None and not mask.any():
+        scope = None if filters is None else _scope(filters, self.articles.mask(filters))
+        if scope is not None and scope.mask is not None and not scope.mask.any():
             nothing = nothing_admitted(question.text)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
         if not question.has_terms:
@@ -217,7 +220,7 @@ class Retriever:
             nothing = nothing_to_search(question.text)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
         vector = self.embedder.encode_queries([question.text])[0]
-        found = self._candidates(question, vector, mask)
+        found = self._candidates(question, vector, scope)
         share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         if mode == "dense":
             dense = min_max(np.maximum(found.passage_cos, found.sentence_cos))
@@ -246,15 +249,15 @@ class Retriever:
         )
 
     def _candidates(
-        self, question: Question, vector: np.ndarray, mask: np.ndarray | None
+        self, question: Question, vector: np.ndarray, scope: Scope | None
     ) -> Candidates:
         """Each leg's best `candidates` passages (for English, the lexical leg's are shared
         between its searches), scored on every measure fusion mixes."""
         backend = self.backend
-        dense_ids, _ = backend.dense_top(vector, self.candidates, mask)
+        dense_ids, _ = backend.dense_top(vector, self.candidates, scope)
         per_search = max(1, self.candidates // len(question.searches))
         found_by = [dense_ids] + [
-            backend.lexical_top(s, per_search, mask)[0] for s in question.searches
+            backend.lexical_top(s, per_search, scope)[0] for s in question.searches
         ]
         # The passages of articles about the province the question names compete too: in a
         # national daily the article about 宁夏 may rank below 200 others by both legs and still
@@ -262,7 +265,12 @@ class Retriever:
         # in passages that name 1996 without answering, and near misses were no longer told.)
         favoured = self.articles.about_places(question)
         if favoured is not None and self.preference > 0:
-            within = favoured if mask is None else favoured & mask
+            mask = None if scope is None else scope.mask
+            within = Scope(
+                favoured if mask is None else favoured & mask,
+                **_conditions(scope),
+                regions=tuple(sorted(self.articles.named_regions(question))),
+            )
             found_by.append(backend.dense_top(vector, per_search, within)[0])
         ids = np.unique(np.concatenate(found_by))
         rows, offsets, lengths = backend.sentence_rows(ids)
@@ -347,6 +355,15 @@ class Retriever:
             weight,
         )
         return (span,)
+
+
+def _scope(filters: Filters, mask: np.ndarray) -> Scope:
+    return Scope(mask, **{name: getattr(filters, name) for name in FILTER_FIELDS})
+
+
+def _conditions(scope: Scope | None) -> dict[str, Any]:
+    """The metadata conditions of `scope` (none when there is no scope), without its mask."""
+    return {name: None if scope is None else getattr(scope, name) for name in FILTER_FIELDS}
 
 
 def _best_per(
