@@ -135,7 +135,8 @@ def open_milvus(settings: Settings, embedder: Embedder) -> SearchBackend:
     except BackendUnavailable as exc:
         raise IndexUnreachable(str(exc)) from exc
     except IndexRefused as exc:
-        raise (IndexMissing if "no index" in str(exc) else IndexStale)(str(exc)) from exc
+        kinds = {"missing": IndexMissing, "stale": IndexStale}
+        raise kinds.get(exc.kind, IndexDamaged)(str(exc)) from exc
 
 
 def milvus_has_index(settings: Settings) -> bool:

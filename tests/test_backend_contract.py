@@ -17,7 +17,7 @@ import pytest
 from rag.index.backend import Scope
 from rag.index.milvus import store
 from rag.ingest.load import load_bulletins
-from rag.pipeline import IndexStale, build
+from rag.pipeline import IndexDamaged, IndexStale, build
 from rag.search.retriever import Filters
 from tests.backends import KINDS, built, opened, settings_for
 from tests.conftest import BULLETIN, REPO, FakeEmbedder
@@ -263,3 +263,24 @@ def test_a_collection_built_for_another_model_is_refused(kind, tmp_path, request
     chunked = settings.model_copy(update={"chunk_tokens": 128})
     with pytest.raises(IndexStale, match=r"chunker.*rebuild it with `rag index`"):
         opened(chunked, FakeEmbedder())
+    # The command it names mends it: the other side is built afresh for the new model.
+    mended = built(settings, Other(), load_bulletins([BULLETIN], REPO))
+    assert mended.backend.manifest["model_id"] == "fake/other"
+    assert len(mended.backend.passages) == len(opened(settings, Other()).backend.passages)
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_a_collection_missing_rows_is_refused_as_damaged(kind, tmp_path, request):
+    settings = settings_for(kind, tmp_path, request)
+    retriever = built(settings, FakeEmbedder(), load_bulletins([BULLETIN], REPO))
+    backend = retriever.backend
+    victim = backend._keys[3]  # one passage's sentences deleted behind the build's back
+    backend.client.delete(backend.names["sentences"], filter=f'passage_key == "{victim}"')
+    with pytest.raises(IndexDamaged, match=r"sentences.*rebuild it with `rag index`"):
+        opened(settings, FakeEmbedder())
+    # The next build writes the other side; the one after, this damaged one, is built afresh
+    # (its rows are not those its manifest counts), where by difference it would stay short.
+    for _ in range(2):
+        mended = built(settings, FakeEmbedder(), load_bulletins([BULLETIN], REPO))
+        assert len(mended.backend.passages) == len(retriever.backend.passages)
+    assert mended.backend.names == backend.names

@@ -4,6 +4,7 @@ once Milvus is back), unreachable for `rag index` (one line, exit status 5, noth
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -135,3 +136,19 @@ def test_rag_index_against_an_unreachable_milvus_says_so_in_one_line(tmp_path):
     line = _one_line_error(run, 5, "Milvus", uri, "cannot be reached")
     assert "the index there is as it was" in line
     assert not (tmp_path / "index" / "current").exists()
+
+
+def test_rag_index_ask_and_verify_on_milvus_lite(tmp_path):
+    env = _env(tmp_path, RAG_BACKEND="milvus", RAG_MILVUS_URI=str(tmp_path / "m.db"))
+    run = _rag(env, "index", str(BULLETIN), fake=True)
+    assert run.returncode == 0, run.stderr
+    assert f"-> Milvus {tmp_path / 'm.db'}, collection bulletins" in run.stdout
+    asked = _rag(env, "ask", "北京商业航天2028目标是什么", "--json", "-k", "1", fake=True)
+    assert asked.returncode == 0, asked.stderr
+    assert "2028" in json.loads(asked.stdout)["results"][0]["text"]
+    verified = _rag(env, "index", "--verify", fake=True)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("index OK: Milvus") and "passages" in verified.stdout
+    # Another collection name holds nothing: the index is missing, status 3, one line.
+    missing = _rag(env | {"RAG_MILVUS_COLLECTION": "other"}, "index", "--verify", fake=True)
+    _one_line_error(missing, 3, "no index in Milvus", "collection 'other'", "rag index")

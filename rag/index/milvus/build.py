@@ -162,7 +162,12 @@ class _Writer:
         fits = previous is not None and all(
             previous.get(k) == v for k, v in expected(settings, embedder).items()
         )
-        if not fits or not all(client.has_collection(c) for c in self.side.values()):
+        whole = all(client.has_collection(c) for c in self.side.values())
+        if fits and whole and previous is not None and previous.get("complete"):
+            # Rows removed behind a build's back would stay missing, as their passages are
+            # present: a side whose rows are not those its manifest counts is built afresh.
+            fits = _counted(client, self.side, previous, settings.milvus_timeout)
+        if not fits or not whole:
             # Built with another model or chunker, or never: started afresh.
             store.drop_side(client, base, side)
             store.create_side(
@@ -385,8 +390,11 @@ class _Writer:
                 ("sentence_count", changes.sentence_count),
             ):
                 self.stats[key] = self.stats.get(key, 0) + delta
+        # Counted afresh, the collection was emptied first: inserts, which Milvus does without
+        # looking for the rows they would replace.
+        write = self.client.insert if self.recount else self.client.upsert
         for start in range(0, len(rows), store.PAGE):
-            self.client.upsert(collection, rows[start : start + store.PAGE], timeout=self.timeout)
+            write(collection, rows[start : start + store.PAGE], timeout=self.timeout)
 
     def statistics(self) -> dict[str, Any]:
         return {"bm25": dict(self.stats)}
@@ -438,6 +446,17 @@ class _Writer:
             # before writing into it (milvus_switch_grace_seconds).
             old = store.read_manifest(self.client, self.retiring) or {}
             store.write_manifest(self.client, self.retiring, {**old, "retired_at": time.time()})
+
+
+def _counted(client: Any, side: dict[str, str], manifest: dict[str, Any], timeout: float) -> bool:
+    """Whether the side holds as many passages and sentences as its manifest counts."""
+    stats = manifest.get("bm25", {})
+    for name, key in (("passages", "passage_count"), ("sentences", "sentence_count")):
+        store.loaded(client, [side[name]], timeout)
+        rows = client.query(side[name], filter="", output_fields=["count(*)"], timeout=timeout)
+        if rows[0]["count(*)"] != stats.get(key):
+            return False
+    return True
 
 
 def _wait_out_of_service(manifest: dict[str, Any] | None, grace: float) -> None:

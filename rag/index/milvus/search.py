@@ -41,7 +41,12 @@ CACHED_ROWS = 20_000
 
 
 class IndexRefused(RuntimeError):
-    """The collection is missing or was built for other settings; the message says what to do."""
+    """The collection is missing, built for other settings, or not what its build wrote; the
+    message says what to do."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "missing", "stale" or "damaged"
 
 
 class MilvusBackend:
@@ -57,7 +62,8 @@ class MilvusBackend:
         if collection is None:
             raise IndexRefused(
                 f"no index in Milvus at {settings.milvus_uri} (no collection {base!r}); "
-                "build one with `rag index`"
+                "build one with `rag index`",
+                "missing",
             )
         self.names = store.names(base, store.side_of(collection))
         self._call(
@@ -67,7 +73,8 @@ class MilvusBackend:
         if not manifest or not manifest.get("complete"):
             raise IndexRefused(
                 f"the collection {collection!r} holds no complete build; rebuild it with "
-                "`rag index`"
+                "`rag index`",
+                "damaged",
             )
         differences = [
             f"{k}: index has {manifest.get(k)!r}, settings want {v!r}"
@@ -77,7 +84,8 @@ class MilvusBackend:
         if differences:
             raise IndexRefused(
                 f"the index in Milvus collection {collection!r} does not match the running "
-                f"settings ({', '.join(differences)}); rebuild it with `rag index`"
+                f"settings ({', '.join(differences)}); rebuild it with `rag index`",
+                "stale",
             )
         self._manifest = manifest
         bm25 = manifest.get("bm25", {})
@@ -100,7 +108,14 @@ class MilvusBackend:
             lambda: list(store.every_row(self.client, self.names["passages"], fields))
         )
         rows.sort(key=lambda r: (r["source"], r["seq"]))
-        self._passages = [_passage(r) for r in rows]
+        try:
+            self._passages = [_passage(r) for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:  # a row not as a build writes one
+            raise IndexRefused(
+                f"the Milvus collection {self.names['passages']!r} holds a passage that cannot "
+                f"be read ({type(exc).__name__}: {exc}); rebuild it with `rag index`",
+                "damaged",
+            ) from exc
         self._keys = [r["key"] for r in rows]
         self._holders = _Postings([r["terms"] for r in rows])
         self._row_of = {key: i for i, key in enumerate(self._keys)}
@@ -113,6 +128,15 @@ class MilvusBackend:
                 )
             )
         )
+        strays = sum(s["passage_key"] not in self._row_of for s in sentences)
+        counted = self._manifest.get("bm25", {}).get("sentence_count")
+        if strays or len(sentences) != counted:
+            raise IndexRefused(
+                f"the Milvus collection {self.names['sentences']!r} holds {len(sentences)} "
+                f"sentences ({strays} of passages it lacks), its manifest counts {counted}; "
+                "rebuild it with `rag index`",
+                "damaged",
+            )
         owned = [(self._row_of[s["passage_key"]], s["number"], s) for s in sentences]
         owned.sort(key=lambda t: (t[0], t[1]))
         self._sentences = np.array(
@@ -126,7 +150,8 @@ class MilvusBackend:
             raise IndexRefused(
                 f"the Milvus collection {self.names['passages']!r} holds "
                 f"{len(self._passages)} passages, its manifest counts another; rebuild it with "
-                "`rag index`"
+                "`rag index`",
+                "damaged",
             )
 
     def moved(self) -> bool:
