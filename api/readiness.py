@@ -25,6 +25,8 @@ class Probe:
 
     ok: bool
     failure: str | None = None
+    # The failure was the index's store not answering (Milvus), not the index itself.
+    unreachable: bool = False
 
 
 def probe_questions(retriever: Retriever) -> list[str]:
@@ -47,7 +49,7 @@ def probe(retriever: Retriever) -> Probe:
         try:
             hits = retriever.search(question, k=1)
         except BackendUnavailable as exc:  # says which store and why, never bulletin text
-            return Probe(False, f"a probe search failed: {exc}")
+            return Probe(False, f"a probe search failed: {exc}", unreachable=True)
         except Exception as exc:  # any failure at all means the index cannot answer
             return Probe(False, f"a probe search failed ({type(exc).__name__})")
         if any(not math.isfinite(h.score) for h in hits):

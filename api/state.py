@@ -43,9 +43,17 @@ class ServiceState:
         with self._reload_lock:
             fresh = self.load(self.settings, self.retriever)
             outcome = probe(fresh)
+            if not outcome.ok and outcome.unreachable:
+                # Milvus went away between the load and the probe: try again, not rebuild.
+                raise IndexUnreachable(str(outcome.failure))
             if not outcome.ok:
+                where = (
+                    f"Milvus at {self.settings.milvus_shown}"
+                    if self.settings.backend == "milvus"
+                    else str(self.settings.index_path)
+                )
                 raise IndexDamaged(
-                    f"the index at {self.settings.index_path} loaded but cannot answer: "
+                    f"the index at {where} loaded but cannot answer: "
                     f"{outcome.failure}; rebuild it with `rag index`"
                 )
             with self._probe_lock:
@@ -97,10 +105,9 @@ class ServiceState:
                 self.reload()
             except IndexUnreachable as exc:
                 self._not_ready(exc)
-            except Exception as exc:  # a store that answers now but holds no usable index
-                self.probed = Probe(False, f"{exc}")
-                print(f"the service is not ready: {exc}", file=sys.stderr)
-                return
+            except Exception as exc:  # Milvus answers but holds no usable index: yet (an
+                # index being built there); said, and tried again
+                self._not_ready(exc)
         print("the service is ready: the index store answers", file=sys.stderr)
 
     def readiness(self) -> Probe:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,28 +61,37 @@ def main() -> None:
     parser.add_argument("--milvus", required=True, help="the Milvus Lite file the index is in")
     parser.add_argument("--questions")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--only",
+        choices=["local", "lite", "server"],
+        help="one backend (a process each: Lite embedded holds its file until the process ends)",
+    )
     args = parser.parse_args()
+    if args.only is None:
+        # Each in a process of its own, one after the other, on the same questions.
+        for kind in ("local", "lite", "server"):
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", kind], check=True)
+        return
     questions = _questions(args.questions)
     local = Settings(index_dir=Path(args.index_dir))
     embedder = load_model(local, show_progress=False)
-    started = time.perf_counter()
-    for q in questions:
-        embedder.encode_queries([q])
-    encode = (time.perf_counter() - started) * 1000 / len(questions)
-    print(f"{len(questions)} questions; encoding alone {encode:.1f} ms a question")
-
-    retriever = Retriever.from_settings(embedder, open_index(local, embedder), local)
-    print(_line("local (FAISS + BM25)", _timed(retriever, questions, args.rounds)))
-
+    if args.only == "local":
+        started = time.perf_counter()
+        for q in questions:
+            embedder.encode_queries([q])
+        encode = (time.perf_counter() - started) * 1000 / len(questions)
+        print(f"{len(questions)} questions; encoding alone {encode:.1f} ms a question")
+        retriever = Retriever.from_settings(embedder, open_index(local, embedder), local)
+        print(_line("local (FAISS + BM25)", _timed(retriever, questions, args.rounds)))
+        return
     lite = local.model_copy(update={"backend": "milvus", "milvus_uri": args.milvus})
-    started = time.perf_counter()
-    backend = open_milvus(lite, embedder)
-    print(f"Milvus Lite opened in {time.perf_counter() - started:.1f} s")
-    retriever = Retriever.from_settings(embedder, backend, lite)
-    print(_line("Milvus Lite embedded", _timed(retriever, questions, args.rounds)))
-    backend.client.close()
-    del retriever, backend
-
+    if args.only == "lite":
+        started = time.perf_counter()
+        backend = open_milvus(lite, embedder)
+        print(f"Milvus Lite opened in {time.perf_counter() - started:.1f} s")
+        retriever = Retriever.from_settings(embedder, backend, lite)
+        print(_line("Milvus Lite embedded", _timed(retriever, questions, args.rounds)))
+        return
     with milvus_server(Path(args.milvus)) as server:
         remote = lite.model_copy(update={"milvus_uri": server.uri})
         retriever = Retriever.from_settings(embedder, open_milvus(remote, embedder), remote)

@@ -115,7 +115,7 @@ def load_model(settings: Settings, *, show_progress: bool) -> Embedder:
 def _missing(settings: Settings) -> IndexMissing:
     if settings.backend == "milvus":
         return IndexMissing(
-            f"no index in Milvus at {settings.milvus_uri} (collection "
+            f"no index in Milvus at {settings.milvus_shown} (collection "
             f"{settings.milvus_collection!r}); build one with `rag index`"
         )
     return IndexMissing(f"no index at {settings.index_path}; build one with `rag index`")
@@ -154,7 +154,7 @@ def milvus_has_index(settings: Settings) -> bool:
     except BackendUnavailable as exc:
         raise IndexUnreachable(str(exc)) from exc
     except Exception as exc:  # a server that answers the connection but fails the call
-        raise IndexUnreachable(f"Milvus at {settings.milvus_uri} failed ({exc})") from exc
+        raise IndexUnreachable(f"Milvus at {settings.milvus_shown} failed ({exc})") from exc
 
 
 def open_index(settings: Settings, embedder: Embedder) -> LoadedIndex:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -225,6 +226,12 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.resolve(self.index_dir)
+
+    @property
+    def milvus_shown(self) -> str:
+        """The Milvus URI as messages show it: without credentials written into it
+        (https://user:password@host), which /readyz, open to anyone, would otherwise print."""
+        return re.sub(r"(://)[^/@]*@", r"\1", self.milvus_uri)
 
     @property
     def milvus_address(self) -> str:

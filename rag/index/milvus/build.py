@@ -46,6 +46,7 @@ def expected(settings: Settings, embedder: Embedder) -> dict[str, Any]:
     """What a collection must have been built with to be searched with these settings."""
     return {
         "format": FORMAT,
+        "milvus_schema": store.SCHEMA,
         "model_id": embedder.model_id,
         "dim": embedder.dim,
         "chunker": chunker_settings(settings),
@@ -53,10 +54,12 @@ def expected(settings: Settings, embedder: Embedder) -> dict[str, Any]:
     }
 
 
-def passage_key(passage: Passage, settings: Settings, model_id: str) -> str:
-    """A hash of everything stored of the passage and of what its vectors depend on."""
+def passage_key(passage: Passage, seq: int, settings: Settings, model_id: str) -> str:
+    """A hash of everything stored of the passage (its place among its bulletin's, `seq`, too:
+    the catalog's order) and of what its vectors depend on."""
     record = {
         "passage": dataclasses.asdict(passage),
+        "seq": seq,
         "model": model_id,
         "chunker": chunker_settings(settings),
         "lexical": settings.lexical_tokenizer,
@@ -88,7 +91,8 @@ def _build(
     for p in passages:
         if len(p.text.encode()) > store.TEXT_BYTES or len(p.headline.encode()) > store.TEXT_BYTES:
             raise IndexUnusable(f"{p.source}: passage {p.passage_id} is too long for Milvus")
-    keys = [passage_key(p, settings, embedder.model_id) for p in passages]
+    seq = _sequence_numbers(passages)
+    keys = [passage_key(p, n, settings, embedder.model_id) for p, n in zip(passages, seq, strict=True)]
     client = store.connect(settings)
     try:
         writer = _Writer(client, settings, embedder, passages, keys)
@@ -147,44 +151,61 @@ class _Writer:
         self.passages, self.keys = passages, keys
         self.timeout = settings.milvus_timeout
         base = settings.milvus_collection
-        current = store.current_collection(client, base)
+        current = store.current_collection(client, base, self.timeout)
         self.current = None
+        current_bm25: dict[str, Any] = {}
         if current is not None:
-            found = store.read_manifest(client, current)
+            found = store.read_manifest(client, current, self.timeout)
             if found and all(found.get(k) == v for k, v in expected(settings, embedder).items()):
                 self.current = store.names(base, store.side_of(current))
+                current_bm25 = found.get("bm25", {})
         side = "a" if current is None or store.side_of(current) == "b" else "b"
         self.side = store.names(base, side)
         self.base, self.side_name = base, side
         self.retiring = current
-        previous = store.read_manifest(client, self.side["passages"])
+        previous = store.read_manifest(client, self.side["passages"], self.timeout)
         _wait_out_of_service(previous, settings.milvus_switch_grace_seconds)
+        self.index_kind = store.dense_index_type(settings, len(passages))
+        # The same model, chunker and dense index type (a side is made with its index; another
+        # type asked for, or auto's switch to HNSW as the archive grows, makes it afresh).
         fits = previous is not None and all(
             previous.get(k) == v for k, v in expected(settings, embedder).items()
-        )
-        whole = all(client.has_collection(c) for c in self.side.values())
+        ) and previous.get("index_kind") == self.index_kind.lower()
+        whole = all(client.has_collection(c, timeout=self.timeout) for c in self.side.values())
         if fits and whole and previous is not None and previous.get("complete"):
             # Rows removed behind a build's back would stay missing, as their passages are
             # present: a side whose rows are not those its manifest counts is built afresh.
             fits = _counted(client, self.side, previous, settings.milvus_timeout)
         if not fits or not whole:
             # Built with another model or chunker, or never: started afresh.
-            store.drop_side(client, base, side)
-            store.create_side(
-                client, settings, side, embedder.dim, store.dense_index_type(settings, len(passages))
-            )
+            store.drop_side(client, base, side, self.timeout)
+            store.create_side(client, settings, side, embedder.dim, self.index_kind)
             previous = None
-        store.loaded(client, self.side.values())
+        store.loaded(client, self.side.values(), self.timeout)
         if self.current is not None:
-            store.loaded(client, self.current.values())
+            store.loaded(client, self.current.values(), self.timeout)
         # Unfinished until finish(): a build killed after this leaves a side the next one
         # recounts, never one that looks complete.
         self.recount = previous is None or not previous.get("complete", False)
         kept = {} if previous is None or self.recount else previous.get("bm25", {})
-        # Lengths and counts carry over; the averages are worked out again for this build's rows.
         self.stats: dict[str, Any] = {k: v for k, v in kept.items() if "average" not in k}
+        # The average lengths BM25 divides by are the side's, fixed when it was made: its rows'
+        # weights were computed with them, and rows copied from the current side with the
+        # same ones (a new side adopts the current side's). A side made with no current one
+        # takes its first rows' averages (_grow). They do not follow the archive as it grows:
+        # a side made afresh (another model, chunker or index) takes new ones.
+        made_with = (previous or {}).get("bm25") or current_bm25
+        self.stats.update({k: v for k, v in made_with.items() if "average" in k})
         store.write_manifest(
-            client, self.side["passages"], {**expected(settings, embedder), "complete": False}
+            client,
+            self.side["passages"],
+            {
+                **expected(settings, embedder),
+                "index_kind": self.index_kind.lower(),
+                "complete": False,
+                "bm25": {k: v for k, v in self.stats.items() if "average" in k},
+            },
+            self.timeout,
         )
 
     def write(self, show_progress: bool) -> tuple[int, int, int, int]:
@@ -227,9 +248,15 @@ class _Writer:
                     changes.sentences.subtract(row["terms"])
                     changes.sentence_length -= row["length"]
                     changes.sentence_count -= 1
-            self.client.delete(self.side["passages"], filter=store.keys_in("key", batch))
+            # Sentences first: a build killed between the two leaves passages the next one
+            # deletes again, never sentences of a passage gone.
             self.client.delete(
-                self.side["sentences"], filter=store.keys_in("passage_key", batch)
+                self.side["sentences"],
+                filter=store.keys_in("passage_key", batch),
+                timeout=self.timeout,
+            )
+            self.client.delete(
+                self.side["passages"], filter=store.keys_in("key", batch), timeout=self.timeout
             )
 
     def _copy_from_current(self, keys: list[str], changes: _TermChanges) -> set[str]:
@@ -303,7 +330,10 @@ class _Writer:
     def _grow(
         self, passages: list[sparse.Terms], sentences: list[sparse.Terms], changes: _TermChanges
     ) -> None:
-        """Average lengths for the rows about to be written: over the side's rows and these."""
+        """Average lengths for the rows about to be written: the side's own (see __init__), or,
+        for a side made with no current one, over its rows and these."""
+        if "passage_average" in self.stats and "sentence_average" in self.stats:
+            return
         if self.recount:
             rows = list(store.every_row(self.client, self.side["passages"], ["length"]))
             sent = list(store.every_row(self.client, self.side["sentences"], ["length"]))
@@ -333,17 +363,20 @@ class _Writer:
                 changes.sentences.update(row["terms"])
                 changes.sentence_length += row["length"]
                 changes.sentence_count += 1
-        self.client.insert(self.side["passages"], rows, timeout=self.timeout)
+        # Sentences first, and by upsert: a passage the side holds has all its sentences, and a
+        # build killed between the two writes them again over the same keys, not beside them.
         for start in range(0, len(sentences), store.BATCH):
             batch = sentences[start : start + store.BATCH]
-            self.client.insert(self.side["sentences"], batch, timeout=self.timeout)
+            self.client.upsert(self.side["sentences"], batch, timeout=self.timeout)
+        self.client.insert(self.side["passages"], rows, timeout=self.timeout)
 
     def _update_terms(self, changes: _TermChanges) -> None:
         """How many passages and sentences hold each term, and the side's lengths: changed by
         what was added and deleted, or counted again from every row of an unfinished side."""
         collection = self.side["terms"]
         if self.recount:
-            self.client.delete(collection, filter="hash >= 0")
+            self._drop_orphans()
+            self.client.delete(collection, filter="hash >= 0", timeout=self.timeout)
             passages: Counter[int] = Counter()
             sentences: Counter[int] = Counter()
             lengths = {"passage": [0, 0], "sentence": [0, 0]}
@@ -396,6 +429,21 @@ class _Writer:
         for start in range(0, len(rows), store.PAGE):
             write(collection, rows[start : start + store.PAGE], timeout=self.timeout)
 
+    def _drop_orphans(self) -> None:
+        """Delete sentences whose passage the side does not hold: what a build killed while
+        writing may leave (a passage's sentences written, the passage not)."""
+        held = {r["key"] for r in store.every_row(self.client, self.side["passages"], ["key"])}
+        orphans = [
+            r["key"]
+            for r in store.every_row(self.client, self.side["sentences"], ["key", "passage_key"])
+            if r["passage_key"] not in held
+        ]
+        for start in range(0, len(orphans), store.BATCH):
+            batch = orphans[start : start + store.BATCH]
+            self.client.delete(
+                self.side["sentences"], filter=store.keys_in("key", batch), timeout=self.timeout
+            )
+
     def statistics(self) -> dict[str, Any]:
         return {"bm25": dict(self.stats)}
 
@@ -403,9 +451,16 @@ class _Writer:
         """The bulletins' texts and outlines, for /v1/documents: those changed or new written,
         those removed deleted."""
         collection = self.side["documents"]
-        have: dict[str, str] = {}
-        for row in store.every_row(self.client, collection, ["doc_id", "content_hash"]):
-            have[row["doc_id"]] = row["content_hash"]
+        hashes: dict[str, str] = {}
+        parts: Counter[str] = Counter()
+        wanted: dict[str, int] = {}
+        for row in store.every_row(self.client, collection, ["doc_id", "content_hash", "parts"]):
+            hashes[row["doc_id"]] = row["content_hash"]
+            parts[row["doc_id"]] += 1
+            wanted[row["doc_id"]] = row["parts"]
+        # A document missing a part (a build killed between two batches) is written again.
+        have = {d: h for d, h in hashes.items() if parts[d] == wanted[d]}
+        have.update({d: "" for d in hashes if d not in have})
         stale = [d for d, h in have.items() if d not in parsed or parsed[d].bulletin.content_hash != h]
         for start in range(0, len(stale), store.BATCH):
             self.client.delete(
@@ -416,13 +471,15 @@ class _Writer:
             if have.get(doc_id) == pb.bulletin.content_hash:
                 continue
             body = json.dumps(document_json(pb), ensure_ascii=False)
-            for part, at in enumerate(range(0, len(body), store.DOCUMENT_PART)):
+            starts = range(0, len(body), store.DOCUMENT_PART)
+            for part, at in enumerate(starts):
                 rows.append(
                     {
                         "key": f"{doc_id}#{part}",
                         "doc_id": doc_id,
                         "content_hash": pb.bulletin.content_hash,
                         "part": part,
+                        "parts": len(starts),
                         "body": body[at : at + store.DOCUMENT_PART],
                         "stub": store.stub(),
                     }
@@ -433,14 +490,15 @@ class _Writer:
 
     def finish(self, manifest: dict[str, Any]) -> None:
         """Flush the side, mark it complete, and point the alias at it."""
+        timeout = self.timeout
         for collection in self.side.values():
-            self.client.flush(collection)
-        store.write_manifest(self.client, self.side["passages"], manifest)
-        aliases = self.client.list_aliases().get("aliases", [])
+            self.client.flush(collection, timeout=timeout)
+        store.write_manifest(self.client, self.side["passages"], manifest, timeout)
+        aliases = self.client.list_aliases(timeout=timeout).get("aliases", [])
         if self.base in aliases:
-            self.client.alter_alias(self.side["passages"], self.base)
+            self.client.alter_alias(self.side["passages"], self.base, timeout=timeout)
         else:
-            self.client.create_alias(self.side["passages"], self.base)
+            self.client.create_alias(self.side["passages"], self.base, timeout=timeout)
         if self.retiring is not None and self.retiring != self.side["passages"]:
             # When the side readers just left stopped being current: the next build waits
             # before writing into it (milvus_switch_grace_seconds).

@@ -61,7 +61,7 @@ class MilvusBackend:
         collection = self._call(store.current_collection, client, base, self.timeout)
         if collection is None:
             raise IndexRefused(
-                f"no index in Milvus at {settings.milvus_uri} (no collection {base!r}); "
+                f"no index in Milvus at {settings.milvus_shown} (no collection {base!r}); "
                 "build one with `rag index`",
                 "missing",
             )
@@ -190,7 +190,13 @@ class MilvusBackend:
         if not rows:
             return None
         body = "".join(r["body"] for r in sorted(rows, key=lambda r: r["part"]))
-        found: dict[str, Any] = json.loads(body)
+        try:
+            found: dict[str, Any] = json.loads(body)
+        except ValueError as exc:  # a part missing: a build killed while writing it
+            raise BackendUnavailable(
+                f"the bulletin {doc_id!r} in Milvus at {self.settings.milvus_shown} is "
+                "incomplete; rebuild the index with `rag index`"
+            ) from exc
         return found
 
     # --- the legs ---
@@ -228,6 +234,12 @@ class MilvusBackend:
             output_fields=["key"],
             timeout=self.timeout,
         )[0]
+        unknown = [h["key"] for h in found if h["key"] not in self._row_of]
+        if unknown:
+            raise BackendUnavailable(
+                f"Milvus at {self.settings.milvus_shown} holds passages the index in service "
+                "does not (rebuilt underneath it?); reload the service"
+            )
         ids = np.array([self._row_of[h["key"]] for h in found], dtype=np.int64)
         scores = np.array([h["distance"] for h in found], dtype=np.float32)
         return ids, -scores if negate else scores
@@ -340,7 +352,7 @@ class MilvusBackend:
             absent = [k for k in missing if k not in held]
             if absent:
                 raise BackendUnavailable(
-                    f"Milvus at {self.settings.milvus_uri} no longer holds {len(absent)} "
+                    f"Milvus at {self.settings.milvus_shown} no longer holds {len(absent)} "
                     f"{kind} of the index in service (rebuilt underneath it?); reload the service"
                 )
         return [held[k] for k in keys]
@@ -352,7 +364,7 @@ class MilvusBackend:
             except Exception as exc:
                 # A Milvus restarted since comes back with its collections released: loaded
                 # again, the call is tried once more.
-                if "released" not in str(exc) or not hasattr(self, "names"):
+                if not store.released(exc) or not hasattr(self, "names"):
                     raise
                 store.loaded(
                     self.client, self.names.values(), self.timeout, self.settings.milvus_replicas

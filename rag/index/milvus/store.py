@@ -24,12 +24,20 @@ from rag.index.faults import BackendUnavailable
 from rag.settings import Settings
 
 SIDES = ("a", "b")
+# Bumped when the collections' fields change: a side of another schema is made afresh, and a
+# service refuses it as built for other settings.
+SCHEMA = 2
+# Seconds of a call made without the settings at hand (the build's own calls pass theirs): a
+# call without a timeout to a hung server waits a minute or more.
+DEFAULT_TIMEOUT = 30.0
 # Collection property holding the build's manifest (JSON), and whether the side is complete.
 MANIFEST_KEY = "rag_manifest"
 # Rows per insert, per `in [...]` query, per page of an iterator: well under Milvus's limits
 # (a 64 MB message, 16,384 rows a query).
 BATCH = 512
 PAGE = 4096
+# The most rows one Milvus query returns.
+QUERY_ROWS = 16_384
 # VARCHAR limits, in bytes (Milvus counts UTF-8 bytes): a Chinese character is three.
 TEXT_BYTES = 65_535
 # A bulletin's JSON (its text and outline) is kept in parts of this many characters.
@@ -75,7 +83,7 @@ def connect(settings: Settings) -> Any:
         client.list_collections(timeout=settings.milvus_timeout)
     except Exception as exc:  # pymilvus raises its own, grpc's and OS errors alike here
         raise BackendUnavailable(
-            f"Milvus at {settings.milvus_uri} cannot be reached ({_reason(exc)})"
+            f"Milvus at {settings.milvus_shown} cannot be reached ({_reason(exc)})"
         ) from exc
     return client
 
@@ -87,12 +95,16 @@ def _reason(exc: BaseException) -> str:
 
 def unavailable(settings: Settings, exc: BaseException) -> BackendUnavailable:
     """What a failed call to Milvus becomes: one line naming the store and the failure."""
-    return BackendUnavailable(f"Milvus at {settings.milvus_uri} failed ({_reason(exc)})")
+    return BackendUnavailable(f"Milvus at {settings.milvus_shown} failed ({_reason(exc)})")
 
 
-# Seconds of a call made without the settings at hand (the build's own calls pass theirs): a
-# call without a timeout to a hung server waits a minute or more.
-DEFAULT_TIMEOUT = 30.0
+def released(exc: BaseException) -> bool:
+    """Whether Milvus refused a call because the collection is not loaded (a restarted Lite
+    says "released", a server "not loaded"; both code 101)."""
+    text = str(exc).lower()
+    return getattr(exc, "code", None) == 101 or "released" in text or "not loaded" in text
+
+
 
 
 def loaded(
@@ -129,9 +141,13 @@ def read_manifest(
     return manifest if isinstance(manifest, dict) else None
 
 
-def write_manifest(client: Any, collection: str, manifest: dict[str, Any]) -> None:
+def write_manifest(
+    client: Any, collection: str, manifest: dict[str, Any], timeout: float = DEFAULT_TIMEOUT
+) -> None:
     client.alter_collection_properties(
-        collection, properties={MANIFEST_KEY: json.dumps(manifest, ensure_ascii=False)}
+        collection,
+        properties={MANIFEST_KEY: json.dumps(manifest, ensure_ascii=False)},
+        timeout=timeout,
     )
 
 
@@ -190,16 +206,22 @@ def query_in(
     output_fields: list[str],
     timeout: float,
 ) -> Iterator[dict[str, Any]]:
-    """The rows whose `field` is one of `keys`, asked BATCH keys at a time."""
-    for start in range(0, len(keys), BATCH):
-        batch = list(keys[start : start + BATCH])
-        yield from client.query(
+    """The rows whose `field` is one of `keys`. A primary key is asked BATCH at a time; a
+    passage key of the sentences 64 at a time, so that their sentences (a few dozen each at
+    most) stay under the rows one query returns, where more would be dropped unsaid."""
+    size = BATCH if field == "key" else 64
+    for start in range(0, len(keys), size):
+        batch = list(keys[start : start + size])
+        rows = client.query(
             collection,
             filter=keys_in(field, batch),
             output_fields=output_fields,
-            limit=PAGE * 4,
+            limit=QUERY_ROWS,
             timeout=timeout,
         )
+        if len(rows) >= QUERY_ROWS:
+            raise RuntimeError(f"{collection}: more rows than one query returns for {field}")
+        yield from rows
 
 
 def every_row(
@@ -207,7 +229,11 @@ def every_row(
 ) -> Iterator[dict[str, Any]]:
     """Every row of `collection` (that `expression` admits), a page at a time."""
     pages = client.query_iterator(
-        collection, batch_size=PAGE, filter=expression, output_fields=output_fields
+        collection,
+        batch_size=PAGE,
+        filter=expression,
+        output_fields=output_fields,
+        timeout=DEFAULT_TIMEOUT,
     )
     try:
         while rows := pages.next():
@@ -297,6 +323,7 @@ def documents_schema(client: Any) -> Any:
     schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
     schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
     schema.add_field("part", DataType.INT64)
+    schema.add_field("parts", DataType.INT64)  # of the document: a part missing is told
     schema.add_field("body", DataType.VARCHAR, max_length=TEXT_BYTES)
     schema.add_field("stub", DataType.FLOAT_VECTOR, dim=len(_STUB))
     return schema
@@ -330,7 +357,9 @@ def create_side(
 ) -> None:
     """The four collections of one side, empty, with their indexes."""
     found = names(settings.milvus_collection, side)
-    layout = {"num_shards": settings.milvus_shards}
+    # Strong: a build's recount and a service's catalog read, just after the writes, see them
+    # all (a server's default, Bounded, may lag by seconds; Lite is always strong).
+    layout: dict[str, Any] = {"num_shards": settings.milvus_shards, "consistency_level": "Strong"}
     schema = passage_schema(client, dim)
     index = client.prepare_index_params()
     index.add_index(
@@ -365,13 +394,15 @@ def create_side(
         index.add_index("stub", index_type="FLAT", metric_type="L2")
         if name == "documents":
             index.add_index("doc_id", index_type="INVERTED")
-        client.create_collection(found[name], schema=schema, index_params=index)
+        client.create_collection(
+            found[name], schema=schema, index_params=index, consistency_level="Strong"
+        )
 
 
-def drop_side(client: Any, base: str, side: str) -> None:
+def drop_side(client: Any, base: str, side: str, timeout: float = DEFAULT_TIMEOUT) -> None:
     for collection in names(base, side).values():
-        if client.has_collection(collection):
-            client.drop_collection(collection)
+        if client.has_collection(collection, timeout=timeout):
+            client.drop_collection(collection, timeout=timeout)
 
 
 def stub() -> list[float]:
