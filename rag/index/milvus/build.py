@@ -102,7 +102,8 @@ def _build(
             **expected(settings, embedder),
             "package_version": version("bulletin-rag"),
             "index_kind": store.dense_index_type(settings, len(passages)).lower(),
-            "files": {b.source: b.content_hash for b in bulletins},
+            # Not the files' hashes, as the local manifest lists them: a collection property
+            # is kept in a cluster's metadata store, which takes a few MB at most.
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "counts": {
                 "files": len(bulletins),
