@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from api.readiness import Probe, probe
+from rag.index.faults import BackendUnavailable
 from rag.pipeline import IndexDamaged, IndexUnreachable, open_retriever
 from rag.search.retriever import Retriever
 from rag.settings import Settings
@@ -78,16 +79,25 @@ class ServiceState:
         """Load the new build when a `rag index` elsewhere has moved Milvus's alias to it: the
         service follows within `milvus_retry_seconds`, before the next build may write into the
         side it reads (`milvus_switch_grace_seconds`, rag.index.milvus.build)."""
+        refused: str | None = None  # a new build that could not be loaded: not tried again
         while not self._stopping.wait(self.settings.milvus_retry_seconds):
             retriever = self.retriever
             moved = getattr(retriever.backend, "moved", None) if retriever else None
+            target = None
             try:
-                if moved is not None and moved():
-                    self.reload()
-                    print("the index in Milvus was rebuilt; the new build is in service",
-                          file=sys.stderr)  # fmt: skip
-            except Exception as exc:  # unreachable or refused: the old build stays; said
+                target = moved() if moved is not None else None
+                if target is None or target == refused:
+                    continue
+                self.reload()
+                refused = None
+                print("the index in Milvus was rebuilt; the new build is in service",
+                      file=sys.stderr)  # fmt: skip
+            except (IndexUnreachable, BackendUnavailable) as exc:  # away for now: tried again
                 print(f"the new build in Milvus cannot be loaded yet: {exc}", file=sys.stderr)
+            except Exception as exc:  # refused (damaged, other settings): the old one stays
+                refused = target
+                print(f"the new build in Milvus is refused, the old one stays: {exc}",
+                      file=sys.stderr)  # fmt: skip
 
     def stop(self) -> None:
         self._stopping.set()

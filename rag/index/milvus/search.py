@@ -154,13 +154,13 @@ class MilvusBackend:
                 "damaged",
             )
 
-    def moved(self) -> bool:
-        """Whether the alias now points at another build than the one this reads (a build has
-        finished since): the service then loads the new one (api.state)."""
+    def moved(self) -> str | None:
+        """The build the alias now points at when it is another than the one this reads (a
+        build has finished since), else None: the service then loads the new one (api.state)."""
         now = self._call(
             store.current_collection, self.client, self.settings.milvus_collection, self.timeout
         )
-        return now != self.names["passages"]
+        return now if now != self.names["passages"] else None
 
     def _warm(self) -> None:
         """One search of each leg now: Milvus Lite reads a sparse index into memory on its first
