@@ -115,9 +115,11 @@ def _build(
             **writer.statistics(),
         }
         writer.finish(manifest)
-    except IndexUnusable:
+    except IndexUnusable:  # what the input is refused for (a RuntimeError too)
         raise
-    except Exception as exc:  # pymilvus, grpc: the store failed under the build
+    except Exception as exc:
+        if not store.is_failure(exc):  # a bug here, not the store: its traceback
+            raise
         raise store.unavailable(settings, exc) from exc
     finally:
         client.close()

@@ -63,6 +63,16 @@ def side_of(collection: str) -> str:
     return collection.rsplit("__", 1)[-1]
 
 
+def is_failure(exc: BaseException) -> bool:
+    """Whether `exc` is the store failing (and not a bug here): what pymilvus raises for the
+    server's refusals, grpc for a deadline or a dead peer (pymilvus does not wrap every one),
+    the OS for a socket. Imported when asked: pymilvus brings Milvus Lite, which loads jieba."""
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    return isinstance(exc, (MilvusException, grpc.RpcError, OSError, RuntimeError))
+
+
 def connect(settings: Settings) -> Any:
     """A client of the configured Milvus, checked to answer; BackendUnavailable when not."""
     import logging
