@@ -124,7 +124,7 @@ def test_blank_file_in_disguise_is_refused(tmp_path, data):
 
 
 def test_wrong_suffix_is_refused(tmp_path):
-    path = _write(tmp_path / "bulletin.docx", TEXT.encode())
+    path = _write(tmp_path / "bulletin.rtf", TEXT.encode())
     error = _raises_naming(path, lambda: find_bulletins([path]))
     assert ".txt" in str(error)
 

@@ -18,6 +18,9 @@ MAX_HEADING = 40
 # Sentence punctuation: a line holding any of it is a paragraph, not a heading.
 _SENTENCE_MARKS = "。！？!?；;，,"
 _SENTENCE_MARK = re.compile(f"[{_SENTENCE_MARKS}]")
+# How rag.ingest.formats writes a table's row (its cells between bars): a line of a table, not
+# a heading however short it is.
+TABLE_CELLS = " | "
 
 _NUM = "0-9０-９零〇○一二三四五六七八九十两"
 _DATE = rf"[{_NUM}]{{1,3}}月[{_NUM}]{{1,3}}日"
@@ -130,6 +133,7 @@ def heading_like(text: str) -> bool:
         bool(text)
         and len(text) <= MAX_HEADING
         and not _SENTENCE_MARK.search(text)
+        and TABLE_CELLS not in text
         and text[-1] not in "、：:…"
         and not PHOTO_CREDIT.match(text)
         and not LAYOUT_MARKER.match(text)

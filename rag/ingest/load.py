@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rag.documents import Bulletin
+from rag.ingest import formats
 
-SUFFIXES = (".txt", ".md")
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx")
 # The default of RAG_MAX_BULLETIN_BYTES. A bulletin is a newspaper page, not a book: the
 # largest page of the archive is 48,901 bytes; this is ten times that, and at the default
 # model's pace (about 40 texts a second on 2 cores) about a minute of embedding.
@@ -135,8 +136,11 @@ def _looks_like_text(text: str) -> bool:
 
 
 def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulletin:
-    """One bulletin with its metadata (from `<name>.meta.json` when present); a file over
-    `max_bytes` is refused before it is read."""
+    """One bulletin with its metadata (from `<name>.meta.json` when present, else from what a
+    web page or Word file says of itself); a file over `max_bytes` is refused before it is read.
+
+    A web page's or Word file's text is what its format gives (rag.ingest.formats): that text
+    is what is indexed and cited into; the content hash is of the file's bytes."""
     size = path.stat().st_size
     if size > max_bytes:
         raise BulletinError(
@@ -144,8 +148,11 @@ def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulleti
             "(RAG_MAX_BULLETIN_BYTES); split it into smaller bulletins"
         )
     raw = path.read_bytes()
-    text = decode(raw, path)
-    meta = _read_sidecar(path)
+    extracted = _extract(raw, path, max_bytes)
+    text = extracted.text
+    meta = {"title": extracted.title, "date": extracted.date} | {
+        key: value for key, value in _read_sidecar(path).items() if value
+    }
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     try:
         source = str(path.resolve().relative_to(root.resolve()))
@@ -160,6 +167,18 @@ def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulleti
         date=str(meta.get("date") or "unknown"),
         content_hash=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _extract(raw: bytes, path: Path, max_bytes: int) -> formats.Extracted:
+    """The text of a bulletin file by its suffix, with what the file says of itself."""
+    try:
+        if path.suffix in (".html", ".htm"):
+            return formats.html_text(raw)
+        if path.suffix == ".docx":
+            return formats.docx_text(raw, max_bytes)
+    except formats.FormatError as exc:
+        raise BulletinError(f"{path}: {exc}") from exc
+    return formats.Extracted(decode(raw, path))
 
 
 def load_bulletins(paths: Iterable[Path], root: Path, max_bytes: int = MAX_BYTES) -> list[Bulletin]:

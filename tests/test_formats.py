@@ -1,0 +1,336 @@
+"""Web pages and Word files as bulletins: our page's Beijing article saved as a government notice,
+a newspaper article, a page with a table and a Word file, all made here; what is extracted,
+indexed, found and cited, and what is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docx
+import pytest
+
+from rag.index.build import build_index
+from rag.index.store import load_index
+from rag.ingest.accounting import coverage
+from rag.ingest.formats import FormatError, decode_html, docx_text, html_text
+from rag.ingest.load import MAX_BYTES, BulletinError, load_bulletin, load_bulletins
+from rag.ingest.structure import parse_bulletin
+from rag.search.retriever import Retriever
+from rag.settings import Settings
+from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
+from tests.test_cli_streams import _env, _one_line_error, _rag
+
+
+def _article() -> tuple[str, list[str]]:
+    """The Beijing article of our page: its headline and paragraphs, the one paragraph the
+    PDF's column break cut (组网 / 运营) whole again, as a web page or Word file has it."""
+    lines = BULLETIN.read_text(encoding="utf-8").splitlines()
+    start = lines.index("北京将建设具有全球影响力的商业航天创新发展高地")
+    end = lines.index("宁夏规上工业增加值十年来首次实现两位数增长")
+    headline, *paragraphs = [line for line in lines[start:end] if line.strip()]
+    cut = next(i for i, p in enumerate(paragraphs) if p.endswith("加快巨型星座组网"))
+    paragraphs[cut : cut + 2] = [paragraphs[cut] + paragraphs[cut + 1]]
+    return headline, paragraphs
+
+
+HEADLINE, PARAGRAPHS = _article()
+# What the templates put around the article, none of which is the article.
+NOISE = (
+    "首页",
+    "政务公开",
+    "当前位置",
+    "分享到",
+    "微博",
+    "打印本页",
+    "关闭窗口",
+    "相关新闻",
+    "京ICP备",
+    "版权所有",
+    "热门排行",
+    "扫一扫",
+    "上海发布集成电路新政",
+)
+TARGETS = [("指标", "2028年目标"), ("高新技术企业", "500家以上"), ("独角兽企业", "10家以上")]
+
+
+def _body(paragraphs: list[str] = PARAGRAPHS) -> str:
+    return "\n".join(f"<p>{p}</p>" for p in paragraphs)
+
+
+def government_page(charset: str = "utf-8") -> str:
+    """A city government's notice: menus, a breadcrumb, share and print links, a footer."""
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="{charset}"><title>{HEADLINE}_北京市人民政府网站</title>
+<link rel="canonical" href="https://www.beijing.gov.cn/ywdt/gzdt/202401/t20240125.html">
+<meta name="PubDate" content="2024-01-25 09:30">
+<script>var _hmt = _hmt || [];</script></head>
+<body>
+<div class="header"><ul class="nav"><li><a href="/">首页</a></li><li><a href="/zw">政务公开</a></li>
+<li><a href="/fw">办事服务</a></li><li><a href="/hd">互动交流</a></li></ul></div>
+<div class="crumb">当前位置：<a href="/">首页</a> &gt; <a href="/zw">政务公开</a> &gt; 要闻</div>
+<div class="article"><h1>{HEADLINE}</h1>
+<div class="info">发布时间：2024-01-25 来源：北京市经济和信息化局</div>
+<div class="content" id="zoom">{_body()}</div>
+<div class="share">分享到：<a href="#">微信</a><a href="#">微博</a><a href="#">QQ空间</a></div>
+<div class="print"><a href="#">【打印本页】</a><a href="#">【关闭窗口】</a></div></div>
+<div class="related"><h3>相关新闻</h3><ul><li><a href="/x">上海发布集成电路新政</a></li></ul></div>
+<div class="footer"><p>主办：北京市人民政府办公厅 承办：北京市政务服务和数据管理局</p>
+<p>京ICP备05060933号 京公网安备11010502039690号</p><p>版权所有 北京市人民政府</p></div>
+</body></html>"""
+
+
+def newspaper_page() -> str:
+    """A newspaper's article page: its date, site and author in meta tags, a byline, a sidebar."""
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{HEADLINE} - 中国电子报</title>
+<meta property="og:title" content="{HEADLINE}">
+<meta property="og:site_name" content="中国电子报">
+<meta property="og:url" content="https://www.cena.com.cn/industrynews/20240126/122.html">
+<meta property="article:published_time" content="2024-01-26T08:00:00+08:00">
+<meta name="author" content="齐旭"></head>
+<body>
+<header><nav><a href="/">首页</a> <a href="/news">要闻</a> <a href="/ic">集成电路</a></nav></header>
+<main><article>
+<h1 class="title">{HEADLINE}</h1>
+<div class="meta"><span class="source">中国电子报</span> <time>2024-01-26</time></div>
+{_body()}
+<p class="editor">（责任编辑：王五）</p>
+</article>
+<aside><h3>热门排行</h3><ol><li><a href="/a">上海发布集成电路新政</a></li></ol></aside></main>
+<div class="share-bar"><span>分享到：</span><a class="wx">微信</a><a class="wb">微博</a>
+<div class="qr">扫一扫，手机阅读</div></div>
+<footer><p>版权所有 中国电子报社 京ICP备12345678号</p></footer>
+</body></html>"""
+
+
+def table_page() -> str:
+    """A notice whose targets are a table in the middle of the text."""
+    rows = "".join(f"<tr><td>{a}</td><td>{b}</td></tr>" for a, b in TARGETS)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{HEADLINE}</title>
+<meta name="PubDate" content="2024-01-25"></head>
+<body><div class="nav"><a href="/">首页</a> <a href="/zw">政务公开</a></div>
+<div class="content"><h1>{HEADLINE}</h1>
+{_body(PARAGRAPHS[:2])}
+<table>{rows}</table>
+{_body(PARAGRAPHS[2:])}
+</div><div class="footer">版权所有 北京市人民政府</div></body></html>"""
+
+
+def word_file(*, table: bool = True) -> bytes:
+    """The article as a Word file: a heading, a byline, the paragraphs, a table of targets."""
+    document = docx.Document()
+    document.core_properties.title = HEADLINE
+    document.core_properties.created = datetime(2024, 1, 25, 9, 30, tzinfo=UTC)
+    document.add_heading(HEADLINE, level=1)
+    for i, paragraph in enumerate(PARAGRAPHS):
+        document.add_paragraph(paragraph)
+        if table and i == 1:
+            grid = document.add_table(rows=len(TARGETS), cols=2)
+            for row, cells in zip(grid.rows, TARGETS, strict=True):
+                for cell, text in zip(row.cells, cells, strict=True):
+                    cell.text = text
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _paragraphs(text: str) -> list[str]:
+    return text.split("\n\n")
+
+
+# --- what is extracted ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", [government_page, newspaper_page], ids=["government", "newspaper"])
+def test_a_page_gives_the_article_and_none_of_its_page(page):
+    extracted = html_text(page().encode("utf-8"))
+    paragraphs = _paragraphs(extracted.text.rstrip("\n"))
+    assert paragraphs[0] == HEADLINE
+    for paragraph in PARAGRAPHS:
+        assert paragraph in paragraphs
+    for noise in NOISE:
+        assert noise not in extracted.text, noise
+    assert extracted.title == HEADLINE
+
+
+def test_what_the_article_itself_holds_is_kept():
+    # The editor's line is a paragraph of the article, not of the page around it.
+    assert "（责任编辑：王五）" in _paragraphs(html_text(newspaper_page().encode()).text.strip())
+
+
+def test_a_page_says_its_date_site_and_address():
+    government = html_text(government_page().encode("utf-8"))
+    assert government.date == "2024-01-25"
+    assert government.url == "https://www.beijing.gov.cn/ywdt/gzdt/202401/t20240125.html"
+    assert government.site == "beijing.gov.cn"  # no site name in the page: its host
+    newspaper = html_text(newspaper_page().encode("utf-8"))
+    assert newspaper.date == "2024-01-26"
+    assert newspaper.url == "https://www.cena.com.cn/industrynews/20240126/122.html"
+    assert newspaper.site == "中国电子报"
+
+
+def test_a_table_becomes_rows_of_cells_in_its_place():
+    paragraphs = _paragraphs(html_text(table_page().encode("utf-8")).text.rstrip("\n"))
+    rows = [" | ".join(cells) for cells in TARGETS]
+    first = paragraphs.index(rows[0])
+    assert paragraphs[first : first + len(rows)] == rows
+    assert paragraphs[first - 1] == PARAGRAPHS[1] and paragraphs[first + len(rows)] == PARAGRAPHS[2]
+
+
+@pytest.mark.parametrize("charset", ["gb2312", "GBK", "gb18030"])
+def test_a_page_in_the_encoding_it_declares(charset):
+    page = government_page(charset).encode("gbk")
+    assert decode_html(page) == government_page(charset)
+    assert html_text(page).text == html_text(government_page().encode("utf-8")).text
+
+
+def test_a_word_file_gives_headings_paragraphs_and_rows_in_order():
+    extracted = docx_text(word_file(), MAX_BYTES)
+    rows = [" | ".join(cells) for cells in TARGETS]
+    expected = [HEADLINE, *PARAGRAPHS[:2], *rows, *PARAGRAPHS[2:]]
+    assert extracted.text == "\n\n".join(expected) + "\n"
+    assert (extracted.title, extracted.date) == (HEADLINE, "2024-01-25")
+
+
+def test_the_sidecar_wins_over_what_the_file_says(tmp_path):
+    (tmp_path / "page.html").write_text(government_page(), encoding="utf-8")
+    (tmp_path / "page.meta.json").write_text('{"title": "北京商业航天", "date": "2024-01"}')
+    (tmp_path / "word.docx").write_bytes(word_file())
+    page, word = load_bulletins([tmp_path], tmp_path)
+    assert (page.title, page.date) == ("北京商业航天", "2024-01")
+    assert (word.title, word.date) == (HEADLINE, "2024-01-25")
+    assert word.content_hash == hashlib.sha256((tmp_path / "word.docx").read_bytes()).hexdigest()
+
+
+# --- indexed, found, cited, accounted for --------------------------------------------------------
+
+
+@pytest.fixture
+def mixed(tmp_path) -> Path:
+    """Our page as text (with its sidecar), the article as a web page and as a Word file."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(BULLETIN, corpus / BULLETIN.name)
+    sidecar = BULLETIN.with_name(BULLETIN.stem + ".meta.json")
+    shutil.copy(sidecar, corpus / sidecar.name)
+    (corpus / "beijing-notice.html").write_text(government_page(), encoding="utf-8")
+    (corpus / "beijing-news.htm").write_text(newspaper_page(), encoding="utf-8")
+    (corpus / "beijing-plan.docx").write_bytes(word_file())
+    return corpus
+
+
+def test_a_mixed_folder_is_indexed_found_and_cited(tmp_path, mixed):
+    bulletins = {b.doc_id: b for b in load_bulletins([mixed], REPO)}
+    assert set(bulletins) == {BULLETIN.stem, "beijing-notice", "beijing-news", "beijing-plan"}
+    settings = Settings(root=REPO, index_dir=tmp_path / "index")
+    embedder = FakeEmbedder()
+    build_index(list(bulletins.values()), embedder, settings)
+    index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    retriever = Retriever(embedder, index, glossary=shared_glossary())
+    hits = retriever.search("北京商业航天2028目标", k=5)
+    # The same paragraph in four files is one result; its copies are its duplicates.
+    found = [p for hit in hits for p in (hit.passage, *hit.duplicates)]
+    answering = {p.doc_id for p in found if "到2028年，北京商业航天创新能力显著增强" in p.text}
+    assert {"beijing-notice", "beijing-news", "beijing-plan"} <= answering
+    for passage in found:
+        text = bulletins[passage.doc_id].text
+        assert "".join(text[s.start : s.end] for s in passage.spans) == passage.text
+    plan = next(p for p in found if p.doc_id == "beijing-plan")
+    assert plan.headline == HEADLINE and plan.source.endswith("beijing-plan.docx")
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("notice.html", lambda: government_page().encode("utf-8")),
+        ("news.html", lambda: newspaper_page().encode("utf-8")),
+        ("table.html", lambda: table_page().encode("utf-8")),
+        ("plan.docx", word_file),
+    ],
+)
+def test_every_character_of_a_page_or_word_file_is_accounted_for(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data())
+    parsed = parse_bulletin(load_bulletin(path, tmp_path))
+    assert coverage(parsed).unaccounted == ()
+    (article,) = parsed.articles
+    assert article.headline == HEADLINE
+
+
+# --- refused -------------------------------------------------------------------------------------
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+BAD = {
+    "not-a-zip.docx": (lambda: "北京商业航天".encode(), "not a zip archive"),
+    "cut-short.docx": (lambda: word_file()[:5000], "not a zip archive"),
+    "no-document.docx": (lambda: _zip({"notes.txt": b"hello"}), "no word/document.xml"),
+    "big-bomb.docx": (
+        lambda: _zip({"word/document.xml": b"<" * (17 * MAX_BYTES)}),
+        "unpacks to",
+    ),
+    "small-bomb.docx": (
+        lambda: _zip({"word/document.xml": b" " * (4 * MAX_BYTES)}),
+        "zip bomb",
+    ),
+    "script.html": (
+        lambda: (
+            b"<html><head><script src='app.js'></script></head>"
+            b"<body><div id='app'></div><script>render()</script></body></html>"
+        ),
+        "only scripts",
+    ),
+    "empty.html": (lambda: b"  \n", "empty"),
+    "menus.html": (
+        lambda: "<html><body><nav><a href='/'>首页</a></nav></body></html>".encode(),
+        "no main text",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_is_refused_naming_the_file(tmp_path, name):
+    data, words = BAD[name]
+    path = tmp_path / name
+    path.write_bytes(data())
+    with pytest.raises(BulletinError) as info:
+        load_bulletin(path, tmp_path)
+    assert str(path) in str(info.value) and words in str(info.value)
+
+
+def test_formats_alone_name_no_file():
+    with pytest.raises(FormatError, match="not a zip archive"):
+        docx_text(b"PK not really", MAX_BYTES)
+
+
+@pytest.mark.parametrize("name", ["not-a-zip.docx", "big-bomb.docx", "script.html", "empty.html"])
+def test_rag_index_refuses_bad_input_in_one_line_and_keeps_the_index(tmp_path, name):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "plan.docx").write_bytes(word_file())
+    (corpus / "notice.html").write_text(government_page(), encoding="utf-8")
+    env = _env(tmp_path)
+    run = _rag(env, "index", str(corpus), fake=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("indexed 2 files, ")
+    index = tmp_path / "index"
+    before = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
+    data, words = BAD[name]
+    (corpus / name).write_bytes(data())
+    run = _rag(env, "index", str(corpus), fake=True)
+    _one_line_error(run, 1, str(corpus / name), words)
+    after = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
+    assert after == before
