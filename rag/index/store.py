@@ -31,7 +31,7 @@ from rag.settings import Settings
 # 4: the manifest lists every file with its size and checksum, and is sealed.
 FORMAT = 4
 # Bumped whenever parsing or chunking changes what passages a bulletin yields.
-PARSER_VERSION = 3
+PARSER_VERSION = 4
 
 
 class IndexUnusable(RuntimeError):
