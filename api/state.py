@@ -113,10 +113,8 @@ class ServiceState:
                 return
             try:
                 self.reload()
-            except IndexUnreachable as exc:
-                self._not_ready(exc)
-            except Exception as exc:  # Milvus answers but holds no usable index: yet (an
-                # index being built there); said, and tried again
+            except Exception as exc:  # still away, or answering with no usable index yet (one
+                # being built there): said, and tried again
                 self._not_ready(exc)
         print("the service is ready: the index store answers", file=sys.stderr)
 
