@@ -20,7 +20,7 @@ from rag.index.faults import BackendUnavailable
 from rag.index.lexical import LEXICAL_DIR, LexicalIndex, Tokenizer, sentence_texts
 from rag.index.store import LoadedIndex
 
-__all__ = ["BackendUnavailable", "LocalBackend", "Scope", "SearchBackend"]
+__all__ = ["BackendUnavailable", "LocalBackend", "Scope", "SearchBackend", "rows_of"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,16 @@ class SearchBackend(Protocol):
     def knows(self, word: str) -> bool: ...
 
     def containing(self, word: str) -> np.ndarray: ...
+
+
+def rows_of(bounds: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sentence rows of the passages `ids` (passage i's are bounds[i]:bounds[i + 1]), run
+    together, and where each passage's start (offsets) and how many it has (lengths)."""
+    starts = bounds[ids]
+    lengths = bounds[ids + 1] - starts
+    offsets = np.cumsum(lengths) - lengths
+    rows = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
+    return rows, offsets, lengths
 
 
 class LocalBackend:
@@ -152,13 +162,7 @@ class LocalBackend:
         return self.lexical.scores_at(self.lexical.term_ids(search), ids)
 
     def sentence_rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The sentence rows of the passages `ids`, run together, and where each passage's
-        start (offsets) and how many it has (lengths)."""
-        starts = self._sentence_bounds[ids]
-        lengths = self._sentence_bounds[ids + 1] - starts
-        offsets = np.cumsum(lengths) - lengths
-        rows = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
-        return rows, offsets, lengths
+        return rows_of(self._sentence_bounds, ids)
 
     def sentence_spans(self, rows: np.ndarray) -> np.ndarray:
         return self._sentences[rows, 1:]

@@ -326,20 +326,33 @@ def _build(
         raise
     _remove_old_builds(builds, keep=final)
     cache.compact(set(keys))
+    embedded = sum(1 for i in todo if i < len(passages))
+    report = report_of(parsed, len(passages), embedded, len(todo) - embedded, started, final)
+    return dataclasses.replace(report, damaged_cache=tuple(cache.damaged))
+
+
+def report_of(
+    parsed: list[ParsedBulletin],
+    passages: int,
+    embedded: int,
+    sentences_embedded: int,
+    started: float,
+    path: Path,
+) -> BuildReport:
+    """What a build did, with where every character of the bulletins went."""
     covered = [(pb.bulletin.source, coverage(pb)) for pb in parsed]
     return BuildReport(
-        files=len(bulletins),
+        files=len(parsed),
         articles=sum(len(pb.articles) for pb in parsed),
-        passages=len(passages),
-        embedded=sum(1 for i in todo if i < len(passages)),
-        sentences_embedded=sum(1 for i in todo if i >= len(passages)),
+        passages=passages,
+        embedded=embedded,
+        sentences_embedded=sentences_embedded,
         seconds=time.perf_counter() - started,
-        path=final,
+        path=path,
         characters=sum(c.characters for _, c in covered),
         in_passages=sum(c.in_passages for _, c in covered),
         labelled_only=sum(c.labelled_only for _, c in covered),
         unaccounted={s: c.unaccounted_characters for s, c in covered if c.unaccounted},
-        damaged_cache=tuple(cache.damaged),
     )
 
 

@@ -26,12 +26,18 @@ import numpy as np
 
 from rag.documents import Bulletin, Passage
 from rag.index import sparse
-from rag.index.build import BuildReport, document_json, embed, passages_of, sentence_rows
+from rag.index.build import (
+    BuildReport,
+    document_json,
+    embed,
+    passages_of,
+    report_of,
+    sentence_rows,
+)
 from rag.index.embed_cache import EmbeddingCache
 from rag.index.milvus import store
 from rag.index.staging import build_lease
 from rag.index.store import FORMAT, IndexUnusable, chunker_settings
-from rag.ingest.accounting import coverage
 from rag.model.embed import Embedder
 from rag.settings import Settings
 
@@ -123,19 +129,8 @@ def _build(
         raise store.unavailable(settings, exc) from exc
     finally:
         client.close()
-    covered = [(pb.bulletin.source, coverage(pb)) for pb in parsed]
-    return BuildReport(
-        files=len(bulletins),
-        articles=sum(len(pb.articles) for pb in parsed),
-        passages=len(passages),
-        embedded=embedded,
-        sentences_embedded=sentences_embedded,
-        seconds=time.perf_counter() - started,
-        path=settings.index_path,
-        characters=sum(c.characters for _, c in covered),
-        in_passages=sum(c.in_passages for _, c in covered),
-        labelled_only=sum(c.labelled_only for _, c in covered),
-        unaccounted={s: c.unaccounted_characters for s, c in covered if c.unaccounted},
+    return report_of(
+        parsed, len(passages), embedded, sentences_embedded, started, settings.index_path
     )
 
 

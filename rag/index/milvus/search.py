@@ -24,7 +24,7 @@ import numpy as np
 
 from rag.documents import Passage, Span
 from rag.index import sparse
-from rag.index.backend import Scope
+from rag.index.backend import Scope, rows_of
 from rag.index.faults import BackendUnavailable
 from rag.index.lexical import Tokenizer, tokenize
 from rag.index.milvus import store
@@ -256,11 +256,7 @@ class MilvusBackend:
         return np.array(sparse.scores(asked, [r["lex"] for r in rows]), dtype=np.float32)
 
     def sentence_rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        starts = self._sentence_bounds[ids]
-        lengths = self._sentence_bounds[ids + 1] - starts
-        offsets = np.cumsum(lengths) - lengths
-        rows = np.arange(lengths.sum()) + np.repeat(starts - offsets, lengths)
-        return rows, offsets, lengths
+        return rows_of(self._sentence_bounds, ids)
 
     def sentence_spans(self, rows: np.ndarray) -> np.ndarray:
         return self._sentences[rows, 1:]
