@@ -36,6 +36,13 @@ from rag.index.build import (
 )
 from rag.index.embed_cache import EmbeddingCache
 from rag.index.milvus import store
+from rag.index.milvus.rows import (
+    TermChanges,
+    passage_row,
+    sentence_row,
+    sequence_numbers,
+    term_rows,
+)
 from rag.index.staging import build_lease
 from rag.index.store import FORMAT, IndexUnusable, chunker_settings
 from rag.model.embed import Embedder
@@ -97,7 +104,7 @@ def _build(
     for p in passages:
         if len(p.text.encode()) > store.TEXT_BYTES or len(p.headline.encode()) > store.TEXT_BYTES:
             raise IndexUnusable(f"{p.source}: passage {p.passage_id} is too long for Milvus")
-    seq = _sequence_numbers(passages)
+    seq = sequence_numbers(passages)
     keys = [passage_key(p, n, settings, embedder.model_id) for p, n in zip(passages, seq, strict=True)]
     client = store.connect(settings)
     try:
@@ -216,7 +223,7 @@ class _Writer:
         wanted = dict(zip(self.keys, range(len(self.keys)), strict=True))
         gone = sorted(have - wanted.keys())
         todo = [i for i, key in enumerate(self.keys) if key not in have]
-        term_changes = _TermChanges()
+        term_changes = TermChanges()
         if gone:
             self._delete(gone, term_changes)
         copied = self._copy_from_current([self.keys[i] for i in todo], term_changes)
@@ -227,7 +234,7 @@ class _Writer:
         self._update_terms(term_changes)
         return len(todo), len(gone), embedded, sentences_embedded
 
-    def _delete(self, gone: list[str], changes: _TermChanges) -> None:
+    def _delete(self, gone: list[str], changes: TermChanges) -> None:
         """Remove passages (and their sentences), taking their terms out of the counts."""
         for start in range(0, len(gone), store.BATCH):
             batch = gone[start : start + store.BATCH]
@@ -257,7 +264,7 @@ class _Writer:
                 self.side["passages"], filter=store.keys_in("key", batch), timeout=self.timeout
             )
 
-    def _copy_from_current(self, keys: list[str], changes: _TermChanges) -> set[str]:
+    def _copy_from_current(self, keys: list[str], changes: TermChanges) -> set[str]:
         """The passages the current side has, copied over as they are: their vectors and BM25
         weights were made by the build that wrote them."""
         if self.current is None or not keys:
@@ -285,7 +292,7 @@ class _Writer:
         return copied
 
     def _insert_fresh(
-        self, fresh: list[int], changes: _TermChanges, show_progress: bool
+        self, fresh: list[int], changes: TermChanges, show_progress: bool
     ) -> tuple[int, int]:
         """Embed (what the cache lacks) and insert the passages `fresh`, in batches."""
         how = self.settings.lexical_tokenizer
@@ -303,20 +310,20 @@ class _Writer:
         by_passage: list[list[int]] = [[] for _ in chosen]
         for row, (i, _, _) in enumerate(sentences):
             by_passage[i].append(row)
-        seq = _sequence_numbers(self.passages)
+        seq = sequence_numbers(self.passages)
         for start in range(0, len(chosen), store.BATCH):
             rows, sentence_batch = [], []
             for j in range(start, min(start + store.BATCH, len(chosen))):
                 p, key, terms = chosen[j], self.keys[fresh[j]], passage_terms[j]
                 rows.append(
-                    _passage_row(
+                    passage_row(
                         p, key, seq[fresh[j]], terms, vectors[j], bm25["passage_average"]
                     )
                 )
                 for number, r in enumerate(by_passage[j]):
                     _, a, b = sentences[r]
                     sentence_batch.append(
-                        _sentence_row(
+                        sentence_row(
                             key, number, a, b, sentence_terms[r],
                             vectors[len(chosen) + r], bm25["sentence_average"],
                         )
@@ -326,7 +333,7 @@ class _Writer:
         return embedded, len(todo) - embedded
 
     def _grow(
-        self, passages: list[sparse.Terms], sentences: list[sparse.Terms], changes: _TermChanges
+        self, passages: list[sparse.Terms], sentences: list[sparse.Terms], changes: TermChanges
     ) -> None:
         """Average lengths for the rows about to be written: the side's own (see __init__), or,
         for a side made with no current one, over its rows and these."""
@@ -350,7 +357,7 @@ class _Writer:
         self.stats["sentence_average"] = s_len / max(1, s_n)
 
     def _insert(
-        self, rows: list[dict[str, Any]], sentences: list[dict[str, Any]], changes: _TermChanges
+        self, rows: list[dict[str, Any]], sentences: list[dict[str, Any]], changes: TermChanges
     ) -> None:
         if not self.recount:
             for row in rows:
@@ -368,7 +375,7 @@ class _Writer:
             self.client.upsert(self.side["sentences"], batch, timeout=self.timeout)
         self.client.insert(self.side["passages"], rows, timeout=self.timeout)
 
-    def _update_terms(self, changes: _TermChanges) -> None:
+    def _update_terms(self, changes: TermChanges) -> None:
         """How many passages and sentences hold each term, and the side's lengths: changed by
         what was added and deleted, or counted again from every row of an unfinished side."""
         collection = self.side["terms"]
@@ -384,7 +391,7 @@ class _Writer:
                     total = lengths[name[:-1]]
                     total[0] += row["length"]
                     total[1] += 1
-            rows = _term_rows(passages, sentences, set(passages) | set(sentences))
+            rows = term_rows(passages, sentences, set(passages) | set(sentences))
             self.stats.update(
                 passage_length=lengths["passage"][0],
                 passage_count=lengths["passage"][1],
@@ -413,7 +420,7 @@ class _Writer:
             gone = [h for h in hashes if new_p[h] <= 0 and new_s[h] <= 0]
             for start in range(0, len(gone), store.BATCH):
                 self.client.delete(collection, filter=f"hash in {gone[start : start + store.BATCH]}")
-            rows = _term_rows(new_p, new_s, set(hashes) - set(gone))
+            rows = term_rows(new_p, new_s, set(hashes) - set(gone))
             for key, delta in (
                 ("passage_length", changes.passage_length),
                 ("passage_count", changes.passage_count),
@@ -530,92 +537,3 @@ def _wait_out_of_service(manifest: dict[str, Any] | None, grace: float) -> None:
             file=sys.stderr,
         )
         time.sleep(wait)
-
-
-@dataclasses.dataclass
-class _TermChanges:
-    """What a build's deletes and inserts did to the term counts and lengths."""
-
-    passages: Counter[int] = dataclasses.field(default_factory=Counter)
-    sentences: Counter[int] = dataclasses.field(default_factory=Counter)
-    passage_length: int = 0
-    passage_count: int = 0
-    sentence_length: int = 0
-    sentence_count: int = 0
-
-
-def _term_rows(
-    passages: Counter[int], sentences: Counter[int], hashes: Iterable[int]
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "hash": h,
-            "passages": max(0, passages[h]),
-            "sentences": max(0, sentences[h]),
-            "stub": store.stub(),
-        }
-        for h in sorted(hashes)
-    ]
-
-
-def _sequence_numbers(passages: list[Passage]) -> list[int]:
-    """Each passage's place among its bulletin's: the catalog's order, which is the build's."""
-    seen: Counter[str] = Counter()
-    out = []
-    for p in passages:
-        out.append(seen[p.doc_id])
-        seen[p.doc_id] += 1
-    return out
-
-
-def _passage_row(
-    p: Passage, key: str, seq: int, terms: sparse.Terms, vector: np.ndarray, average: float
-) -> dict[str, Any]:
-    return {
-        "key": key,
-        "passage_id": p.passage_id,
-        "doc_id": p.doc_id,
-        "source": p.source,
-        "seq": seq,
-        "article": p.article,
-        "headline": p.headline,
-        "section": p.section,
-        "paragraph": p.paragraph,
-        "region": p.region,
-        "date": p.date,
-        "spans": [[s.start, s.end] for s in p.spans],
-        "text": p.text,
-        "lex": sparse.weights(terms, average),
-        "terms": _distinct(terms),
-        "length": terms.length,
-        "vector": vector.tolist(),
-    }
-
-
-def _sentence_row(
-    passage: str,
-    number: int,
-    start: int,
-    end: int,
-    terms: sparse.Terms,
-    vector: np.ndarray,
-    average: float,
-) -> dict[str, Any]:
-    return {
-        "key": f"{passage}:{number}",
-        "passage_key": passage,
-        "number": number,
-        "start": start,
-        "end": end,
-        "lex": sparse.weights(terms, average),
-        "terms": _distinct(terms),
-        "length": terms.length,
-        "vector": vector.tolist(),
-    }
-
-
-def _distinct(terms: sparse.Terms) -> list[int]:
-    found = sorted(terms.counts)
-    if len(found) > store.MAX_TERMS:
-        raise IndexUnusable(f"a text holds {len(found)} distinct terms, over Milvus's {store.MAX_TERMS}")
-    return found
