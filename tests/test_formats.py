@@ -334,3 +334,56 @@ def test_rag_index_refuses_bad_input_in_one_line_and_keeps_the_index(tmp_path, n
     _one_line_error(run, 1, str(corpus / name), words)
     after = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
     assert after == before
+
+
+# --- the head of a page or Word file, as the parser reads a printed one -----------------------
+
+KICKER = "2024年地方重点工作解读"
+
+
+def _kicked_page(byline_in_meta: bool) -> str:
+    """The article signed in a byline of its own (its dateline taken out of its first line)."""
+    byline = "本报记者 齐旭"
+    meta = f'<div class="meta"><span class="byline">{byline}</span></div>' if byline_in_meta else ""
+    body = "" if byline_in_meta else f"<p>{byline}</p>"
+    first, *rest = PARAGRAPHS
+    paragraphs = [first.removeprefix("本报讯 记者齐旭报道："), *rest]
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{HEADLINE}</title></head>
+<body><article><p class="kicker">{KICKER}</p><h1>{HEADLINE}</h1>{meta}{body}
+{_body(paragraphs)}</article></body></html>"""
+
+
+@pytest.mark.parametrize("byline_in_meta", [True, False], ids=["byline-in-meta", "byline-in-text"])
+def test_a_kicker_above_the_headline_is_read_as_one_and_the_headline_once(tmp_path, byline_in_meta):
+    path = tmp_path / "kicked.html"
+    path.write_text(_kicked_page(byline_in_meta), encoding="utf-8")
+    bulletin = load_bulletin(path, tmp_path)
+    assert bulletin.text.count(HEADLINE) == 1
+    # The byline trafilatura took out as the page's author is put back under the headline.
+    assert bulletin.text.startswith(f"{KICKER}\n\n\n{HEADLINE}\n\n本报记者 齐旭\n\n")
+    parsed = parse_bulletin(bulletin)
+    (article,) = parsed.articles
+    assert (article.kicker, article.headline) == (KICKER, HEADLINE)
+    labelled = [(x.label, bulletin.text[x.span.start : x.span.end]) for x in parsed.labels]
+    assert ("byline", "本报记者 齐旭") in labelled
+
+
+def test_a_bare_author_name_is_not_put_back_as_a_line():
+    text = html_text(newspaper_page().encode()).text  # <meta name="author" content="齐旭">
+    assert "\n齐旭\n" not in text and not text.startswith("齐旭")
+
+
+def test_a_word_kicker_above_its_heading_is_read_as_one():
+    document = docx.Document()
+    document.add_paragraph(KICKER)
+    document.add_heading(HEADLINE, level=1)
+    document.add_paragraph("本报记者 齐旭")
+    for paragraph in PARAGRAPHS:
+        document.add_paragraph(paragraph)
+    document.add_heading("下一篇报道的标题", level=1)  # after body text: no kicker above it
+    document.add_paragraph(PARAGRAPHS[0])
+    out = io.BytesIO()
+    document.save(out)
+    text = docx_text(out.getvalue(), MAX_BYTES).text
+    assert text.startswith(f"{KICKER}\n\n\n{HEADLINE}\n\n")
+    assert f"{PARAGRAPHS[-1]}\n\n下一篇报道的标题\n\n" in text

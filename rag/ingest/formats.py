@@ -12,9 +12,11 @@ import codecs
 import io
 import re
 import zipfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from rag.ingest import heads
 from rag.ingest.heads import TABLE_CELLS
 
 # A Word file's XML is many times the text it carries: python-docx's own empty document unpacks
@@ -72,15 +74,39 @@ def html_text(raw: bytes) -> Extracted:
             )
         raise FormatError("no main text in the page (nothing but markup, links or menus)")
     title = _clean(found.title or "")
-    if title and _clean(paragraphs[0]) == title:
-        paragraphs = paragraphs[1:]
+    # trafilatura drops the <h1> that is the title, mostly: not when a kicker (引题) stands
+    # above it, and then the headline was put back twice.
+    head = [_clean(p) for p in paragraphs[:_HEAD_LINES]]
+    lines = paragraphs if not title or title in head else [title, *paragraphs]
+    lines = _with_byline(lines, title, _clean(found.author or ""))
+    # A line above the headline is its kicker (引题): set apart by a wider gap, as a printed
+    # page sets it and as the parser reads a kicker (rag.ingest.segment); one blank line would
+    # make the headline its subtitle.
+    above = lines.index(title) if title in lines[1:_HEAD_LINES] else 0
     return Extracted(
-        text=_joined([title, *paragraphs]),
+        text=_joined(lines, wide=(above,) if above else ()),
         title=title,
         date=found.date or "",
         site=_clean(found.sitename or ""),
         url=found.url or "",
     )
+
+
+# The Word styles of a headline.
+_HEADLINE_STYLES = ("Title", "Heading 1")
+# How far into the text a headline may stand below a kicker and a subtitle.
+_HEAD_LINES = 3
+
+
+def _with_byline(lines: list[str], title: str, author: str) -> list[str]:
+    """The page's byline (本报记者 吴丽琳) put back under its headline when trafilatura took it
+    out of the text as the page's author: who reported a story is asked, and a signed
+    feature's section headings are read as its sections only under its byline. A bare name
+    (齐旭, from a meta tag) is not put back: it would read as a heading."""
+    if not author or not heads.is_byline(author) or any(author in x for x in lines[:4]):
+        return lines
+    at = lines.index(title) + 1 if title in lines[: _HEAD_LINES + 1] else 0
+    return [*lines[:at], author, *lines[at:]]
 
 
 def decode_html(raw: bytes) -> str:
@@ -135,18 +161,29 @@ def docx_text(raw: bytes, max_bytes: int) -> Extracted:
             "open it in Word or LibreOffice and save it again as .docx"
         ) from exc
     paragraphs: list[str] = []
+    wide: set[int] = set()
+    plain = False  # whether the last paragraph is of a body style
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            paragraphs.extend(_rows_of(block))
-        else:
-            paragraphs.append(_clean(block.text))
-    paragraphs = [p for p in paragraphs if p]
+            paragraphs.extend(r for r in _rows_of(block) if r)
+            plain = False
+            continue
+        text = _clean(block.text)
+        if not text:
+            continue
+        style = block.style.name if block.style is not None else ""
+        # A short line of body style right above a headline (Title, Heading 1) is its kicker
+        # (引题): set apart, as html_text sets it.
+        if style in _HEADLINE_STYLES and plain and heads.heading_like(paragraphs[-1]):
+            wide.add(len(paragraphs))
+        paragraphs.append(text)
+        plain = not style.startswith(("Heading", "Title"))
     if not paragraphs:
         raise FormatError("the Word document holds no text")
     properties = document.core_properties
     created = properties.created
     return Extracted(
-        text=_joined(paragraphs),
+        text=_joined(paragraphs, wide),
         title=_clean(properties.title or ""),
         date=created.date().isoformat() if created else "",
     )
@@ -228,8 +265,13 @@ def _clean(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _joined(paragraphs: list[str]) -> str:
-    return "\n\n".join(p for p in paragraphs if p) + "\n"
+def _joined(paragraphs: list[str], wide: Collection[int] = ()) -> str:
+    """The paragraphs a blank line apart, two before those at the indices `wide`."""
+    out = ""
+    for i, p in enumerate(paragraphs):
+        if p:
+            out += ("\n\n\n" if i in wide else "\n\n") * bool(out) + p
+    return out + "\n"
 
 
 def _normalised(text: str) -> str:
