@@ -2,11 +2,16 @@
 
 Starts `rag serve` on a free local port (the index must exist: `rag index`), then, for each
 number of clients, keeps that many requests in flight for a fixed time, each client asking the
-next question of an eval file as soon as its last answer came. The clients run in this process
-on the same two cores as the server, so the figures are what one machine serves to itself.
+next question of an eval file as soon as its last answer came. The clients run on the same two
+cores as the server, so the figures are what one machine serves to itself:
+- `--load httpx` (the default): asyncio clients in this process. Python clients are not free:
+  each request costs the client a few milliseconds of the cores the server needs.
+- `--load wrk`: Debian's wrk (C, one thread, an epoll loop) asks instead, from a second
+  process, cycling through the same questions; it takes far less of the cores, so the figures
+  are nearer what the server could serve to other machines. `apt-get install wrk`.
 Run on the archive:
     RAG_INDEX_DIR=index-archive .venv/bin/python bench/throughput.py \\
-        --questions eval/archive_questions.jsonl [--clients 1 8 32] [--seconds 20]
+        --questions eval/archive_questions.jsonl [--clients 1 8 32] [--seconds 20] [--load wrk]
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ import argparse
 import asyncio
 import itertools
 import json
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 
 import httpx
 
@@ -57,6 +67,53 @@ async def _load(base: str, queries: list[str], clients: int, seconds: float) -> 
     }
 
 
+# wrk cycles through the questions, each of its threads from its own place in the list.
+_WRK_SCRIPT = """
+local paths = {%s}
+local n = 0
+request = function()
+  n = n %% #paths + 1
+  return wrk.format("GET", paths[n])
+end
+"""
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _wrk(base: str, queries: list[str], clients: int, seconds: float) -> dict[str, float]:
+    """The same load as `_load`, asked by wrk: `clients` connections, one wrk thread."""
+    paths = ", ".join(
+        json.dumps("/v1/search?" + urllib.parse.urlencode({"q": q, "top_k": 5})) for q in queries
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % paths)
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:.0f}s", "--timeout", "60s", "--latency"]
+    out = subprocess.run(
+        [*command, "-s", script.name, base], capture_output=True, text=True, check=True
+    ).stdout
+
+    def found(pattern: str) -> re.Match[str]:
+        match = re.search(pattern, out, re.MULTILINE)
+        if match is None:
+            raise SystemExit(f"wrk printed no {pattern!r}:\n{out}")
+        return match
+
+    def ms(label: str) -> float:
+        value, unit = found(rf"^\s*{label}\s+([\d.]+)(us|ms|s|m)\s*$").groups()
+        return float(value) * _WRK_UNITS[unit]
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    return {
+        "clients": clients,
+        "searches_per_s": float(found(r"Requests/sec:\s+([\d.]+)").group(1)),
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "completed": int(found(r"(\d+) requests in").group(1)) - failed,
+        "failed": failed,
+    }
+
+
 def _memory_mb(pid: int) -> dict[str, float]:
     """The process's resident memory now and at its peak (Linux /proc), in MB."""
     fields = {}
@@ -73,14 +130,18 @@ def main() -> None:
     parser.add_argument("--questions", required=True, help="an eval file; its questions are asked")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--load", choices=["httpx", "wrk"], default="httpx")
     args = parser.parse_args()
+    if args.load == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit("--load wrk needs wrk on the PATH: apt-get install wrk")
+    load = _wrk if args.load == "wrk" else (lambda *a: asyncio.run(_load(*a)))
     with open(args.questions, encoding="utf-8") as rows:
         queries = [json.loads(line)["question"] for line in rows if line.strip()]
     with running_service() as service:
         asyncio.run(_load(service.base, queries, 4, 3.0))  # warm-up: first requests pay imports
-        results = [asyncio.run(_load(service.base, queries, n, args.seconds)) for n in args.clients]
+        results = [load(service.base, queries, n, args.seconds) for n in args.clients]
         memory = _memory_mb(service.pid)
-    print(f"command: {' '.join(sys.argv)}")
+    print(f"command: {' '.join(sys.argv)} (clients: {args.load})")
     print(f"server resident memory: {memory['VmRSS']:.0f} MB now, {memory['VmHWM']:.0f} MB at peak")
     for r in results:
         print(
