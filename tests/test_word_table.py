@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from rag.model.onnx_encoder import CONFIG, _table_whole
+from rag.model.onnx_encoder import CONFIG, EXPORT_FORMAT, _table_whole
 from rag.model.word_table import FILE, WordTable, WordTableError, split_graph
 
 VOCAB, WIDTH = 50, 8
@@ -89,7 +89,9 @@ def test_a_table_cut_short_is_refused_and_not_whole(split):
     _, _, table, folder = split
     path = folder / FILE
     config = {"file": FILE, "input": table.input, "scale": 0.1, "zero_point": 0}
-    (folder / CONFIG).write_text(json.dumps({"word_table": config}))
+    (folder / CONFIG).write_text(json.dumps({"format": EXPORT_FORMAT - 1, "word_table": config}))
+    assert not _table_whole(folder)  # an export of another format is made again
+    (folder / CONFIG).write_text(json.dumps({"format": EXPORT_FORMAT, "word_table": config}))
     assert _table_whole(folder)
     path.write_bytes(path.read_bytes()[: -WIDTH * 3])
     assert not _table_whole(folder)  # so ensure_export exports again

@@ -153,10 +153,13 @@ def _split_out_table(path: Path) -> Split:
 
 
 def _table_whole(folder: Path) -> bool:
-    """Whether the export's word table is the size its header says (a copy cut short, or a
-    file lost, makes the export again rather than failing at the first question)."""
+    """Whether the export is of this module's format and its word table the size its header
+    says (an export of another format, a copy cut short, or a file lost, makes the export
+    again rather than failing at the first question)."""
     try:
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        if config["format"] != EXPORT_FORMAT:
+            return False
         table = np.load(folder / config["word_table"]["file"], mmap_mode="r")
         size = (folder / config["word_table"]["file"]).stat().st_size
     except (OSError, ValueError, KeyError, TypeError):
