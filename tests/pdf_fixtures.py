@@ -125,8 +125,9 @@ def our_page() -> Sheet:
 
 def archive_sheet(page: Path, columns: int, paragraphs: int = 40) -> Sheet:
     """The first `paragraphs` paragraphs of an archive page: its short heading-like lines as
-    headlines over their articles, a byline small, the rest body; a pull quote repeating the
-    first sentence of the longest paragraph, and a photo after it."""
+    headlines over their articles, a byline small, a photo's credit under a photo, the rest
+    body; a pull quote repeating the first sentence of the longest paragraph, and a photo
+    after it."""
     blocks = [b.strip() for b in page.read_text(encoding="utf-8").split("\n\n") if b.strip()]
     articles: list[Article] = []
     for block in blocks[:paragraphs]:
@@ -139,6 +140,8 @@ def archive_sheet(page: Path, columns: int, paragraphs: int = 40) -> Sheet:
             if not articles:
                 articles.append(Article(""))
             kind = "byline" if heads.is_byline(block) else "body"
+            if heads.PHOTO_CREDIT.match(block):
+                kind = "photo"  # a photo's credit: printed under its photo
             articles[-1].pieces.append(Piece(kind, block))
     longest = max((a for a in articles), key=lambda a: sum(len(p.text) for p in a.pieces))
     body = max((p for p in longest.pieces if p.kind == "body"), key=lambda p: len(p.text))

@@ -212,24 +212,28 @@ def _parts(
 
 def reading_order(lines: list[Line], gap: float) -> list[Line]:
     """The lines in reading order (XY-cut), each told its column's edges."""
-    if not lines:
-        return []
-    return _cut(lines, min(x.x0 for x in lines), max(x.x1 for x in lines), gap)
+    return _cut(lines, None, gap) if lines else []
 
 
-def _cut(lines: list[Line], left: float, right: float, gap: float) -> list[Line]:
+def _cut(lines: list[Line], column: tuple[float, float] | None, gap: float) -> list[Line]:
+    """`column`: the edges of the column these lines were cut from, which a strip of it keeps
+    (an indented line alone between a frame and a photo is indented from its column's edge);
+    None above the first cut down the page, where a strip's own lines give its edges."""
     if len(lines) > 1:
         strips = _split(lines, lambda x: (x.top, x.bottom), gap)
         if len(strips) > 1:  # across the width first: a strip is read before the one below
-            return [x for s in strips for x in _cut(s, left, right, gap)]
+            return [x for s in strips for x in _cut(s, column, gap)]
         columns = _split(lines, lambda x: (x.x0, x.x1), gap)
         if len(columns) > 1:
-            return [
-                x for c in columns for x in _cut(c, min(y.x0 for y in c), max(y.x1 for y in c), gap)
-            ]
+            return [x for c in columns for x in _cut(c, _edges(c), gap)]
+    left, right = column or _edges(lines)
     for line in lines:
         line.left, line.right = left, right
     return sorted(lines, key=lambda x: (x.top, x.x0))
+
+
+def _edges(lines: list[Line]) -> tuple[float, float]:
+    return min(x.x0 for x in lines), max(x.x1 for x in lines)
 
 
 def _split(

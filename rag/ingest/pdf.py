@@ -33,8 +33,8 @@ def pdf_text(raw: bytes, max_pages: int = MAX_PAGES) -> Extracted:
     pages = read_pages(raw, max_pages)
     if not any(p.glyphs for p in pages):
         raise FormatError(
-            f"no text layer on its {len(pages)} page(s) (a scanned page?); OCR is not done: "
-            "use the PDF the paper was typeset as, or one with a text layer"
+            f"no text layer (a scanned page?); OCR is not done: its {len(pages)} page(s) hold "
+            "only images or drawings; use the PDF the paper was typeset as"
         )
     read = read_layout(pages)
     return Extracted(text=read.text, title=read.title, layout=read.layout)
