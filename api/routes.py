@@ -63,7 +63,7 @@ def _search(
     except QueryError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from exc
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return search_response(query, answer, took_ms)
+    return search_response(query, answer, took_ms, retriever.backend.document)
 
 
 # The key is checked (by the router) before a slot is taken: no key, no slot held.

@@ -213,7 +213,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(str(exc)) from exc
     if args.json:
         took_ms = round((time.perf_counter() - started) * 1000, 2)
-        body = search_response(args.question, answer, took_ms).model_dump(mode="json")
+        body = search_response(
+            args.question, answer, took_ms, retriever.backend.document
+        ).model_dump(mode="json")
         print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
     if not answer.answerable:

@@ -14,6 +14,31 @@ class Span:
 
 
 @dataclass(frozen=True)
+class TextLine:
+    """Where one printed line's piece of a PDF's extracted text stands on its page: text
+    [start, end) is the line's characters in order, character k at x0[k]..x1[k] between top and
+    bottom (PDF points, origin at the page's top left)."""
+
+    start: int
+    end: int
+    page: int  # 1-based
+    top: float
+    bottom: float
+    x0: tuple[float, ...]
+    x1: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a PDF's pages say beyond its text: where each extracted character was printed, and
+    the spans its layout shows to be pull quotes or photo captions (rag.ingest.columns)."""
+
+    lines: tuple[TextLine, ...]
+    labels: tuple[Label, ...]
+    page_sizes: tuple[tuple[float, float], ...]  # width, height of each page, in points
+
+
+@dataclass(frozen=True)
 class Bulletin:
     """One bulletin file as loaded: its text and what its sidecar says about it."""
 
@@ -24,6 +49,7 @@ class Bulletin:
     language: str
     date: str  # ISO date or month, or "unknown"
     content_hash: str
+    layout: Layout | None = None  # a PDF's; None for text, web pages and Word files
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ clients depend on them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
+
+from rag.pages import PDF_SUFFIX, boxes_of
 
 if TYPE_CHECKING:
     from rag.documents import Passage
@@ -20,6 +23,14 @@ EXAMPLE_QUERY = "北京商业航天2028目标是什么"
 class SpanOut(BaseModel):
     start: int = Field(description="code-point offset into the source text, inclusive")
     end: int = Field(description="code-point offset into the source text, exclusive")
+
+
+class BoxOut(BaseModel):
+    page: int = Field(description="the PDF's page, 1-based", examples=[1])
+    x0: float = Field(description="left edge, PDF points from the page's left")
+    y0: float = Field(description="top edge, PDF points from the page's top")
+    x1: float = Field(description="right edge")
+    y1: float = Field(description="bottom edge")
 
 
 class Citation(BaseModel):
@@ -34,6 +45,24 @@ class Citation(BaseModel):
     spans: list[SpanOut] = Field(
         description="where the words are in the source; several when a cut paragraph was joined"
     )
+    page: int | None = Field(
+        None, description="a PDF's: the page the words start on, 1-based; absent otherwise"
+    )
+    boxes: list[BoxOut] | None = Field(
+        None,
+        description="a PDF's: where the words were printed, one box per line's piece; absent "
+        "otherwise",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_pages(self, handler: Any) -> dict[str, Any]:
+        # A citation into text, a web page or a Word file has no page: the keys are left out,
+        # so its JSON is what it always was.
+        out = handler(self)
+        for key in ("page", "boxes"):
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
 
 
 class Result(BaseModel):
@@ -69,8 +98,22 @@ class SearchResponse(BaseModel):
     results: list[Result]
 
 
-def citation_of(p: Passage) -> Citation:
-    """Where a passage's words are: bulletin, article headline, section, paragraph, spans."""
+# A stored document by doc_id (the backend's `document`): what a PDF's citations read their
+# pages and boxes from.
+Documents = Callable[[str], "dict[str, Any] | None"]
+
+
+def citation_of(p: Passage, documents: Documents | None = None) -> Citation:
+    """Where a passage's words are: bulletin, article headline, section, paragraph, spans; for
+    a PDF, with `documents` to look its layout up, also the page and the printed boxes."""
+    page, boxes = None, None
+    if documents is not None and p.source.lower().endswith(PDF_SUFFIX):
+        stored = documents(p.doc_id) or {}
+        rows = stored.get("layout", {}).get("lines", [])
+        found = boxes_of(rows, p.spans)
+        if found:
+            page = found[0].page
+            boxes = [BoxOut(page=b.page, x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1) for b in found]
     return Citation(
         doc_id=p.doc_id,
         source=p.source,
@@ -78,27 +121,32 @@ def citation_of(p: Passage) -> Citation:
         section=p.section,
         paragraph=p.paragraph,
         spans=[SpanOut(start=s.start, end=s.end) for s in p.spans],
+        page=page,
+        boxes=boxes,
     )
 
 
-def result_of(hit: Hit) -> Result:
+def result_of(hit: Hit, documents: Documents | None = None) -> Result:
     """One ranked passage with its answering sentence, citation and folded copies."""
     return Result(
         rank=hit.rank,
         score=round(hit.score, 4),
         text=hit.passage.text,
         highlights=[SpanOut(start=a, end=b) for a, b in hit.highlights],
-        citation=citation_of(hit.passage),
-        duplicates=[citation_of(d) for d in hit.duplicates],
+        citation=citation_of(hit.passage, documents),
+        duplicates=[citation_of(d, documents) for d in hit.duplicates],
     )
 
 
-def search_response(query: str, answer: Answer, took_ms: float) -> SearchResponse:
-    """The body `rag ask --json` prints and the HTTP API returns for a question."""
+def search_response(
+    query: str, answer: Answer, took_ms: float, documents: Documents | None = None
+) -> SearchResponse:
+    """The body `rag ask --json` prints and the HTTP API returns for a question (`documents`:
+    the index's stored documents, for a PDF's pages and boxes)."""
     return SearchResponse(
         query=query,
         took_ms=took_ms,
         answerable=answer.answerable,
         message=answer.message,
-        results=[result_of(h) for h in answer.hits],
+        results=[result_of(h, documents) for h in answer.hits],
     )

@@ -132,7 +132,7 @@ def test_wrong_suffix_is_refused(tmp_path):
 def test_folder_without_bulletins_is_refused(tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
-    _write(folder / "notes.pdf", b"%PDF-1.4")
+    _write(folder / "notes.doc", b"\xd0\xcf\x11\xe0")  # old Word: not read (PDF now is)
     _raises_naming(folder, lambda: find_bulletins([folder]))
 
 

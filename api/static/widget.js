@@ -42,6 +42,7 @@
       nearest: "最接近的段落（可能不相关）",
       source: "查看原文",
       sourceTitle: "原文",
+      page: (n) => `PDF 第 ${n} 页`,
       sourceOf: (where) => `查看原文：${where}`,
       also: (where) => `同样的文字另见：${where}`,
       back: "返回",
@@ -73,6 +74,7 @@
       nearest: "Closest passages (may be unrelated)",
       source: "View source",
       sourceTitle: "Source",
+      page: (n) => `PDF page ${n}`,
       sourceOf: (where) => `View source: ${where}`,
       also: (where) => `The same text also appears in: ${where}`,
       back: "Back",
@@ -199,6 +201,7 @@
     .back svg { width: 18px; height: 18px; }
     .viewer-meta { margin: 0; padding: 8px 18px; border-bottom: 1px solid var(--line);
       color: var(--muted); font-size: 12.5px; overflow-wrap: anywhere; }
+    .viewer-page { color: var(--ink); font-weight: 600; }
     .viewer-body { flex: 1; min-height: 0; overflow-y: auto; overscroll-behavior: contain;
       position: relative; padding: 14px 18px 28px; }
     .viewer-body h4 { margin: 0 0 4px; font-size: 17px; }
@@ -537,11 +540,22 @@
     return "unanswered";
   }
 
-  // headline · section · ¶n, as the CLI prints it.
+  // headline · section · ¶n, as the CLI prints it; a PDF's page after it.
   function citationLine(citation) {
-    return [citation.headline || citation.doc_id, citation.section, `¶${citation.paragraph}`]
+    return [
+      citation.headline || citation.doc_id,
+      citation.section,
+      `¶${citation.paragraph}`,
+      pageOf(citation),
+    ]
       .filter(Boolean)
       .join(" · ");
+  }
+
+  // "PDF 第 3 页" for a citation into a PDF (its page is 1-based); "" for any other.
+  function pageOf(citation) {
+    const page = Number(citation.page);
+    return Number.isInteger(page) && page > 0 ? t.page(page) : "";
   }
 
   function cards(results) {
@@ -607,6 +621,8 @@
       viewerMeta.textContent = [doc.title, doc.date !== "unknown" && doc.date, doc.source]
         .filter(Boolean)
         .join(" · ");
+      const page = pageOf(citation);
+      if (page) viewerMeta.append(" · ", h("span", { class: "viewer-page" }, page));
       const marks = showSource(doc, spans);
       if (marks.length) {
         // offsetTop is relative to viewerBody (position: relative); scrollIntoView could

@@ -28,6 +28,7 @@ from rag.ingest.chunk import body_sentences, chunk_bulletin
 from rag.ingest.structure import parse_bulletin
 from rag.ingest.tokens import count_tokens, get_encoding
 from rag.model.embed import Embedder
+from rag.pages import layout_json, page_runs
 from rag.settings import Settings
 
 # Complete builds kept: the current one and the one before it (a reader that resolved
@@ -70,8 +71,13 @@ def passages_of(
 
 
 def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
-    """A bulletin's text and outline, as /v1/documents returns it."""
+    """A bulletin's text and outline, as /v1/documents returns it; a PDF's also with the page
+    each run of its text was printed on, and where each line stands (rag.pages)."""
     b = parsed.bulletin
+    printed: dict[str, Any] = {}
+    if b.layout is not None:
+        layout = layout_json(b.layout)
+        printed = {"pages": page_runs(layout["lines"]), "layout": layout}
     return {
         "doc_id": b.doc_id,
         "source": b.source,
@@ -102,7 +108,7 @@ def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
             }
             for a in parsed.articles
         ],
-    }
+    } | printed
 
 
 # Texts embedded between two writes to the cache: what a killed build can lose at most.

@@ -30,8 +30,9 @@ from rag.settings import Settings
 
 # 4: the manifest lists every file with its size and checksum, and is sealed.
 FORMAT = 4
-# Bumped whenever parsing or chunking changes what passages a bulletin yields.
-PARSER_VERSION = 4
+# Bumped whenever parsing or chunking changes what passages a bulletin yields, or what is
+# stored of a bulletin (5: a PDF's pages and layout, for its citations' pages and boxes).
+PARSER_VERSION = 5
 
 
 class IndexUnusable(RuntimeError):

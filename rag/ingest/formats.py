@@ -1,6 +1,7 @@
 """Web pages and Word files as bulletin text: the bytes of an `.html` or `.docx` file in, the
 text the pipeline indexes and cites into out (a headline first when the source has one, then
-paragraphs separated by a blank line), with what the file says about itself.
+paragraphs separated by a blank line), with what the file says about itself. PDFs are
+rag.ingest.pdf's, which shares `Extracted`.
 
 Pure functions over the bytes they are handed: nothing is fetched, nothing is read from disk.
 What is wrong with a file is a `FormatError` without its name; the loader names it.
@@ -16,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from rag.documents import Layout
 from rag.ingest import heads
 from rag.ingest.heads import TABLE_CELLS
 
@@ -45,6 +47,7 @@ class Extracted:
     date: str = ""  # ISO
     site: str = ""
     url: str = ""
+    layout: Layout | None = None  # a PDF's: where each character of `text` was printed
 
 
 def html_text(raw: bytes) -> Extracted:

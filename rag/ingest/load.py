@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rag.documents import Bulletin
-from rag.ingest import formats
+from rag.ingest import formats, pdf
 
-SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx")
+# Matched whatever their case: a scanner or an old system names its files PAGE01.PDF.
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")
 # The default of RAG_MAX_BULLETIN_BYTES. A bulletin is a newspaper page, not a book: the
 # largest page of the archive is 48,901 bytes; this is ten times that, and at the default
 # model's pace (about 40 texts a second on 2 cores) about a minute of embedding.
@@ -49,7 +50,7 @@ def find_bulletins(paths: Iterable[Path]) -> list[Path]:
                 raise BulletinError(f"{path}: no bulletins here (looked for {', '.join(SUFFIXES)})")
             found.extend(inside)
         elif path.is_file():
-            if path.suffix not in SUFFIXES:
+            if not is_bulletin_file(path):
                 raise BulletinError(f"{path}: not a bulletin file; expected {', '.join(SUFFIXES)}")
             folder = path.parent.resolve()
             for candidate in (path, _sidecar_of(path)):
@@ -85,12 +86,17 @@ def _walk(folder: Path, refused: list[str]) -> list[Path]:
                 _check_within(here / name, boundary, refused, want_file=False)
         for name in files:
             path = here / name
-            if path.suffix in SUFFIXES:
+            if is_bulletin_file(path):
                 if _check_within(path, boundary, refused):
                     found.append(path)
             elif name.endswith(SIDECAR_SUFFIX):
                 _check_within(path, boundary, refused)
     return sorted(found)
+
+
+def is_bulletin_file(path: Path) -> bool:
+    """Whether the file's suffix, in any case, is one of SUFFIXES."""
+    return path.suffix.lower() in SUFFIXES
 
 
 def _check_within(path: Path, boundary: Path, refused: list[str], want_file: bool = True) -> bool:
@@ -137,10 +143,12 @@ def _looks_like_text(text: str) -> bool:
 
 def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulletin:
     """One bulletin with its metadata (from `<name>.meta.json` when present, else from what a
-    web page or Word file says of itself); a file over `max_bytes` is refused before it is read.
+    web page, Word file or PDF says of itself); a file over `max_bytes` is refused before it is
+    read.
 
-    A web page's or Word file's text is what its format gives (rag.ingest.formats): that text
-    is what is indexed and cited into; the content hash is of the file's bytes."""
+    A web page's, Word file's or PDF's text is what its format gives (rag.ingest.formats,
+    rag.ingest.pdf): that text is what is indexed and cited into, and a PDF's layout says where
+    each of its characters was printed; the content hash is of the file's bytes."""
     size = path.stat().st_size
     if size > max_bytes:
         raise BulletinError(
@@ -166,16 +174,20 @@ def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulleti
         language=str(meta.get("language") or _guess_language(text)),
         date=str(meta.get("date") or "unknown"),
         content_hash=hashlib.sha256(raw).hexdigest(),
+        layout=extracted.layout,
     )
 
 
 def _extract(raw: bytes, path: Path, max_bytes: int) -> formats.Extracted:
     """The text of a bulletin file by its suffix, with what the file says of itself."""
+    suffix = path.suffix.lower()
     try:
-        if path.suffix in (".html", ".htm"):
+        if suffix in (".html", ".htm"):
             return formats.html_text(raw)
-        if path.suffix == ".docx":
+        if suffix == ".docx":
             return formats.docx_text(raw, max_bytes)
+        if suffix == ".pdf":
+            return pdf.pdf_text(raw)
     except formats.FormatError as exc:
         raise BulletinError(f"{path}: {exc}") from exc
     return formats.Extracted(decode(raw, path))

@@ -292,6 +292,8 @@ def find_articles(
     kinds (head, credit) as it goes."""
     labels: list[Label] = []
     for b in blocks:
+        if b.kind != "body":
+            continue  # marked already, by what a PDF's layout shows (rag.ingest.structure)
         if heads.PHOTO_CREDIT.match(b.text):
             b.kind = "credit"
             labels.append(Label("photo_caption", b.span))

@@ -142,7 +142,9 @@ def parse_bulletin(bulletin: Bulletin, deadline: Deadline | None = None) -> Pars
     Raises BulletinError when the work outlasts `deadline` (by default rag.ingest.budget's)."""
     deadline = deadline or Deadline(bulletin.source, "parsing")
     blocks = split_blocks(bulletin.text)
+    shown = _mark_layout(blocks, bulletin)
     found, labels = find_articles(blocks, deadline)
+    labels.extend(shown)
     articles: list[Article] = []
     repairs: list[Repair] = []
     for opening, body in found:
@@ -155,6 +157,26 @@ def parse_bulletin(bulletin: Bulletin, deadline: Deadline | None = None) -> Pars
         labels.extend(article_labels)
     labels.sort(key=lambda lab: (lab.span.start, lab.span.end))
     return ParsedBulletin(bulletin, tuple(articles), tuple(repairs), tuple(labels))
+
+
+# What a block a PDF's layout labels is to the parser: a pull quote is read past as the text
+# version's pull quotes are (a column may resume after it), a caption as a photo's credit.
+_LAYOUT_KINDS = {"pull_quote": "pull_quote", "photo_caption": "credit"}
+
+
+def _mark_layout(blocks: list[Block], bulletin: Bulletin) -> list[Label]:
+    """The blocks a PDF's layout shows to be pull quotes or captions (rag.ingest.columns: each
+    is a block of its own), marked so; their labels."""
+    if bulletin.layout is None:
+        return []
+    shown = {label.span: label for label in bulletin.layout.labels}
+    labels = []
+    for b in blocks:
+        label = shown.get(b.span)
+        if label is not None:
+            b.kind = _LAYOUT_KINDS[label.label]
+            labels.append(label)
+    return labels
 
 
 def _head_labels(head: Head | None) -> list[Label]:

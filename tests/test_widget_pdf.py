@@ -1,0 +1,61 @@
+"""The widget on a PDF bulletin: its citation names the page, and 查看原文 shows the extracted
+text with the cited span marked and the page it was printed on (the real server and model,
+headless Chromium, as in tests/test_widget.py)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import BULLETIN, running_server
+from tests.pdf_fixtures import our_page, render
+from tests.test_widget import EXAMPLE, Tab, ask, browser, in_browser, open_panel, shot, squeeze
+
+__all__ = ["browser"]  # the browser fixture, used here by name
+
+BEIJING_2028 = "到2028年，北京商业航天创新能力显著增强"
+
+
+@pytest.fixture(scope="module")
+def pdf_server(tmp_path_factory) -> Iterator[str]:
+    """`rag serve` over our page as a PDF (with its sidecar) only."""
+    home = tmp_path_factory.mktemp("widget-pdf-server")
+    corpus = home / "corpus"
+    corpus.mkdir()
+    (corpus / f"{BULLETIN.stem}.pdf").write_bytes(render(our_page()))
+    shutil.copy(BULLETIN.with_name(BULLETIN.stem + ".meta.json"), corpus)
+    with running_server(
+        home, RAG_ROOT=str(home), RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(home / "index")
+    ) as base:
+        yield base
+
+
+@pytest.fixture
+def pdf_tab(browser, pdf_server) -> Iterator[Tab]:
+    tab = Tab(browser, pdf_server)
+    yield tab
+    tab.context.close()
+    assert tab.errors == [], "uncaught errors in the page"
+
+
+@in_browser
+def test_a_pdf_citation_shows_its_page(pdf_tab):
+    results = httpx.get(f"{pdf_tab.base}/v1/search", params={"q": EXAMPLE}, timeout=60).json()
+    cited = next(r for r in results["results"] if BEIJING_2028 in r["text"])
+    page_label = f"PDF 第 {cited['citation']['page']} 页"
+    page = open_panel(pdf_tab)
+    turn = ask(page, EXAMPLE)
+    card = turn.locator(".card").filter(has_text=BEIJING_2028).first
+    expect(card.locator(".cite")).to_contain_text(page_label)
+    passage = card.locator(".passage").inner_text()
+    card.get_by_role("button", name="查看原文").click()
+    viewer = page.locator(".viewer")
+    expect(viewer.locator(".viewer-page")).to_have_text(page_label)
+    marks = viewer.locator("mark")
+    expect(marks.first).to_be_in_viewport()
+    assert squeeze("".join(marks.all_text_contents())) == squeeze(passage)
+    shot(page, "pdf-source")
