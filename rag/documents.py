@@ -50,6 +50,10 @@ class Bulletin:
     date: str  # ISO date or month, or "unknown"
     content_hash: str
     layout: Layout | None = None  # a PDF's; None for text, web pages and Word files
+    # Where a web page was published: its site's name and its address (http or https only),
+    # from the page or its sidecar; "" when neither says.
+    site: str = ""
+    url: str = ""
 
 
 @dataclass(frozen=True)

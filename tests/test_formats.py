@@ -17,7 +17,7 @@ import pytest
 from rag.index.build import build_index
 from rag.index.store import load_index
 from rag.ingest.accounting import coverage
-from rag.ingest.formats import FormatError, decode_html, docx_text, html_text
+from rag.ingest.formats import FormatError, decode_html, docx_text, html_text, web_address
 from rag.ingest.load import MAX_BYTES, BulletinError, load_bulletin, load_bulletins
 from rag.ingest.structure import parse_bulletin
 from rag.search.retriever import Retriever
@@ -387,3 +387,57 @@ def test_a_word_kicker_above_its_heading_is_read_as_one():
     text = docx_text(out.getvalue(), MAX_BYTES).text
     assert text.startswith(f"{KICKER}\n\n\n{HEADLINE}\n\n")
     assert f"{PARAGRAPHS[-1]}\n\n下一篇报道的标题\n\n" in text
+
+
+# --- where a page was published: kept with the bulletin, shown with its document -------------
+
+
+def test_a_saved_page_keeps_the_address_its_browser_wrote():
+    saved = "<!-- saved from url=(0044)https://www.people.com.cn/n1/2024/0125.html -->\n"
+    page = saved + _kicked_page(byline_in_meta=False)
+    assert html_text(page.encode()).url == "https://www.people.com.cn/n1/2024/0125.html"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "/n1/0125.html",
+     "https://"],
+)  # fmt: skip
+def test_an_address_that_is_not_a_web_page_s_own_is_not_kept(tmp_path, address):
+    page = government_page().replace(
+        "https://www.beijing.gov.cn/ywdt/gzdt/202401/t20240125.html", address
+    )
+    path = tmp_path / "notice.html"
+    path.write_text(page, encoding="utf-8")
+    assert load_bulletin(path, tmp_path).url == ""
+
+
+def test_an_address_with_hidden_or_blank_characters_is_not_one():
+    for address in ("https://a.example/x\u202eyz", "https://a.example/a b", "https://a\x00.cn"):
+        assert web_address(address) == ""
+    assert web_address(" https://a.example/x ") == "https://a.example/x"
+
+
+def test_site_and_address_are_stored_with_the_document_and_the_sidecar_wins(tmp_path):
+    (tmp_path / "news.html").write_text(newspaper_page(), encoding="utf-8")
+    (tmp_path / "notice.html").write_text(government_page(), encoding="utf-8")
+    (tmp_path / "notice.meta.json").write_text(
+        '{"site": "北京市人民政府", "url": "https://www.beijing.gov.cn/a.html"}', encoding="utf-8"
+    )
+    (tmp_path / "plan.docx").write_bytes(word_file())
+    bulletins = {b.doc_id: b for b in load_bulletins([tmp_path], tmp_path)}
+    assert (bulletins["news"].site, bulletins["news"].url) == (
+        "中国电子报",
+        "https://www.cena.com.cn/industrynews/20240126/122.html",
+    )
+    assert (bulletins["notice"].site, bulletins["notice"].url) == (
+        "北京市人民政府",
+        "https://www.beijing.gov.cn/a.html",
+    )
+    settings = Settings(root=tmp_path, index_dir=tmp_path / "index")
+    embedder = FakeEmbedder()
+    build_index(list(bulletins.values()), embedder, settings)
+    index = load_index(settings, model_id=embedder.model_id, dim=embedder.dim)
+    assert index.documents["news"]["url"] == bulletins["news"].url
+    assert index.documents["notice"]["site"] == "北京市人民政府"
+    assert "url" not in index.documents["plan"] and "site" not in index.documents["plan"]

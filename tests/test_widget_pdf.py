@@ -59,3 +59,46 @@ def test_a_pdf_citation_shows_its_page(pdf_tab):
     expect(marks.first).to_be_in_viewport()
     assert squeeze("".join(marks.all_text_contents())) == squeeze(passage)
     shot(page, "pdf-source")
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory) -> Iterator[str]:
+    """`rag serve` over the Beijing article saved as a newspaper's web page only."""
+    from tests.test_formats import newspaper_page
+
+    home = tmp_path_factory.mktemp("widget-web-server")
+    corpus = home / "corpus"
+    corpus.mkdir()
+    page = newspaper_page().replace(
+        '<meta property="og:url" content="https://www.cena.com.cn/industrynews/20240126/122.html">',
+        "",
+    )
+    saved = "<!-- saved from url=(0055)https://www.cena.com.cn/industrynews/20240126/122.html -->"
+    (corpus / "beijing-news.html").write_text(f"{saved}\n{page}", encoding="utf-8")
+    with running_server(
+        home, RAG_ROOT=str(home), RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(home / "index")
+    ) as base:
+        yield base
+
+
+@in_browser
+def test_a_web_page_s_source_links_to_where_it_was_published(browser, web_server):
+    tab = Tab(browser, web_server)
+    try:
+        page = open_panel(tab)
+        turn = ask(page, EXAMPLE)
+        card = turn.locator(".card").filter(has_text=BEIJING_2028).first
+        expect(card.locator(".cite")).not_to_contain_text("PDF")
+        card.get_by_role("button", name="查看原文").click()
+        link = page.locator(".viewer .viewer-link")
+        expect(link).to_have_text("原网页（中国电子报）")
+        assert (
+            link.get_attribute("href") == "https://www.cena.com.cn/industrynews/20240126/122.html"
+        )
+        assert link.get_attribute("target") == "_blank"
+        assert "noopener" in (link.get_attribute("rel") or "")
+        expect(page.locator(".viewer .viewer-page")).to_have_count(0)
+        shot(page, "web-source")
+    finally:
+        tab.context.close()
+    assert tab.errors == [], "uncaught errors in the page"

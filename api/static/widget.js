@@ -43,6 +43,7 @@
       source: "查看原文",
       sourceTitle: "原文",
       page: (n) => `PDF 第 ${n} 页`,
+      published: "原网页",
       sourceOf: (where) => `查看原文：${where}`,
       also: (where) => `同样的文字另见：${where}`,
       back: "返回",
@@ -75,6 +76,7 @@
       source: "View source",
       sourceTitle: "Source",
       page: (n) => `PDF page ${n}`,
+      published: "Original page",
       sourceOf: (where) => `View source: ${where}`,
       also: (where) => `The same text also appears in: ${where}`,
       back: "Back",
@@ -202,6 +204,7 @@
     .viewer-meta { margin: 0; padding: 8px 18px; border-bottom: 1px solid var(--line);
       color: var(--muted); font-size: 12.5px; overflow-wrap: anywhere; }
     .viewer-page { color: var(--ink); font-weight: 600; }
+    .viewer-link { color: var(--accent); }
     .viewer-body { flex: 1; min-height: 0; overflow-y: auto; overscroll-behavior: contain;
       position: relative; padding: 14px 18px 28px; }
     .viewer-body h4 { margin: 0 0 4px; font-size: 17px; }
@@ -558,6 +561,16 @@
     return Number.isInteger(page) && page > 0 ? t.page(page) : "";
   }
 
+  // A web page's address, as a link that opens apart from the host page; none for any other
+  // document, or for an address that is not http(s) (the index refuses those already).
+  function publishedLink(doc) {
+    const url = typeof doc.url === "string" ? doc.url : "";
+    if (!/^https?:\/\/[^\s/]+/i.test(url)) return null;
+    const label = doc.site ? `${t.published}（${doc.site}）` : t.published;
+    const attrs = { class: "viewer-link", href: url, target: "_blank" };
+    return h("a", { ...attrs, rel: "noopener noreferrer nofollow" }, label);
+  }
+
   function cards(results) {
     return h("ol", { class: "cards" }, results.map(card));
   }
@@ -623,6 +636,8 @@
         .join(" · ");
       const page = pageOf(citation);
       if (page) viewerMeta.append(" · ", h("span", { class: "viewer-page" }, page));
+      const published = publishedLink(doc);
+      if (published) viewerMeta.append(" · ", published);
       const marks = showSource(doc, spans);
       if (marks.length) {
         // offsetTop is relative to viewerBody (position: relative); scrollIntoView could

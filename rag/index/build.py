@@ -75,6 +75,8 @@ def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
     each run of its text was printed on, and where each line stands (rag.pages)."""
     b = parsed.bulletin
     printed: dict[str, Any] = {}
+    # Where a web page was published, when it says (absent otherwise, as a PDF's pages are).
+    published = {key: value for key, value in (("site", b.site), ("url", b.url)) if value}
     if b.layout is not None:
         layout = layout_json(b.layout)
         printed = {"pages": page_runs(layout["lines"]), "layout": layout}
@@ -108,7 +110,7 @@ def document_json(parsed: ParsedBulletin) -> dict[str, Any]:
             }
             for a in parsed.articles
         ],
-    } | printed
+    } | published | printed
 
 
 # Texts embedded between two writes to the cache: what a killed build can lose at most.

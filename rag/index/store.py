@@ -31,8 +31,9 @@ from rag.settings import Settings
 # 4: the manifest lists every file with its size and checksum, and is sealed.
 FORMAT = 4
 # Bumped whenever parsing or chunking changes what passages a bulletin yields, or what is
-# stored of a bulletin (5: a PDF's pages and layout, for its citations' pages and boxes).
-PARSER_VERSION = 5
+# stored of a bulletin (5: a PDF's pages and layout, for its citations' pages and boxes;
+# 6: a web page's kicker, headline and byline read as a printed page's, its site and address).
+PARSER_VERSION = 6
 
 
 class IndexUnusable(RuntimeError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
+import unicodedata
 import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -91,8 +92,26 @@ def html_text(raw: bytes) -> Extracted:
         title=title,
         date=found.date or "",
         site=_clean(found.sitename or ""),
-        url=found.url or "",
+        url=web_address(found.url or "") or web_address(_saved_from(page)),
     )
+
+
+# What a browser writes at the top of a page it saves: <!-- saved from url=(0058)https://… -->
+_SAVED_FROM = re.compile(r"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.IGNORECASE)
+
+
+def _saved_from(page: str) -> str:
+    found = _SAVED_FROM.search(page[:_PRESCAN])
+    return found.group(1) if found else ""
+
+
+def web_address(url: str) -> str:
+    """`url` when it is an http(s) address a reader may follow; "" otherwise (javascript:,
+    data:, file: or a relative path taken from a page are no address of its own)."""
+    url = url.strip()
+    if len(url) > 2048 or any(c.isspace() or unicodedata.category(c)[0] == "C" for c in url):
+        return ""
+    return url if re.match(r"https?://[^/\s]+", url, re.IGNORECASE) else ""
 
 
 # The Word styles of a headline.

@@ -158,9 +158,12 @@ def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulleti
     raw = path.read_bytes()
     extracted = _extract(raw, path, max_bytes)
     text = extracted.text
-    meta = {"title": extracted.title, "date": extracted.date} | {
-        key: value for key, value in _read_sidecar(path).items() if value
-    }
+    meta = {
+        "title": extracted.title,
+        "date": extracted.date,
+        "site": extracted.site,
+        "url": extracted.url,
+    } | {key: value for key, value in _read_sidecar(path).items() if value}
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     try:
         source = str(path.resolve().relative_to(root.resolve()))
@@ -175,6 +178,8 @@ def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulleti
         date=str(meta.get("date") or "unknown"),
         content_hash=hashlib.sha256(raw).hexdigest(),
         layout=extracted.layout,
+        site=str(meta.get("site") or ""),
+        url=formats.web_address(str(meta.get("url") or "")),
     )
 
 
