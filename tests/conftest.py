@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -61,6 +62,24 @@ class FakeEmbedder:
 def shared_glossary() -> Glossary:
     """CC-CEDICT read once for the whole run: each retriever would take a second over it."""
     return Glossary()
+
+
+def archive_converter():
+    """eval/archive/convert.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("convert", REPO / "eval/archive/convert.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def archive_dir(tmp_path_factory) -> Path:
+    """The archive converted to bulletin pages (eval/archive/convert.py), once a session."""
+    out = tmp_path_factory.mktemp("archive")
+    convert = archive_converter()
+    convert.convert(convert.archive_path(), out)
+    return out
 
 
 @pytest.fixture

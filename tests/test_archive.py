@@ -5,7 +5,6 @@ No model here: these tests read every page of the archive in a few seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from rag.evaluate import boundary_scores
 from rag.ingest.accounting import coverage
 from rag.ingest.load import load_bulletin, load_bulletins
 from rag.ingest.structure import parse_bulletin
-from tests.conftest import BULLETIN, REPO
+from tests.conftest import BULLETIN, REPO, archive_converter
 
 LABELLED = REPO / "eval" / "archive_articles.jsonl"
 # Measured on the labelled (tuning) pages: precision 0.921, recall 0.879 when this test was
@@ -29,28 +28,13 @@ HELDOUT_PRECISION_FLOOR = 0.91
 HELDOUT_RECALL_FLOOR = 0.97
 
 
-def _converter():
-    spec = importlib.util.spec_from_file_location("convert", REPO / "eval/archive/convert.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def archive_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("archive")
-    _converter().convert(_converter().archive_path(), out)
-    return out
-
-
 @pytest.fixture(scope="session")
 def archive(archive_dir) -> list[ParsedBulletin]:
     return [parse_bulletin(b) for b in load_bulletins([archive_dir], archive_dir)]
 
 
 def test_conversion_keeps_every_paragraph_and_is_deterministic(archive_dir, tmp_path):
-    convert = _converter()
+    convert = archive_converter()
     lines = convert.archive_path().read_text(encoding="utf-8").splitlines()
     expected = [convert.join_tokens(line) for line in lines if line.strip()]
     pages = sorted(archive_dir.glob("*.txt"))

@@ -7,7 +7,6 @@ second run takes a minute); on a fresh machine the build takes about twenty minu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -34,20 +33,8 @@ SETS = {
 
 
 @pytest.fixture(scope="module")
-def archive_pages(tmp_path_factory):
-    """The archive converted to bulletin pages (eval/archive/convert.py)."""
-    spec = importlib.util.spec_from_file_location("convert", REPO / "eval/archive/convert.py")
-    assert spec and spec.loader
-    convert = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(convert)
-    pages = tmp_path_factory.mktemp("archive")
-    convert.convert(convert.archive_path(), pages)
-    return pages
-
-
-@pytest.fixture(scope="module")
-def archive_retriever(real_embedder, archive_pages) -> Retriever:
-    pages = archive_pages
+def archive_retriever(real_embedder, archive_dir) -> Retriever:
+    pages = archive_dir
     defaults = Settings()
     settings = Settings(root=REPO, index_dir=defaults.cache_dir / "archive-gate-index")
     report = build_index(
@@ -60,7 +47,7 @@ def archive_retriever(real_embedder, archive_pages) -> Retriever:
 
 
 @pytest.fixture(scope="module")
-def milvus_archive_retriever(archive_retriever, real_embedder, archive_pages) -> Retriever:
+def milvus_archive_retriever(archive_retriever, real_embedder, archive_dir) -> Retriever:
     """The same bulletins in Milvus Lite (embedded), their vectors from the local build's
     embedding cache; the collection is kept in the user's cache too, so a second run writes only
     what changed."""
@@ -72,7 +59,7 @@ def milvus_archive_retriever(archive_retriever, real_embedder, archive_pages) ->
         milvus_uri=str(defaults.cache_dir / "archive-gate-milvus.db"),
         milvus_switch_grace_seconds=0,
     )
-    bulletins = load_bulletins([settings.corpus_path, archive_pages], REPO)
+    bulletins = load_bulletins([settings.corpus_path, archive_dir], REPO)
     build(bulletins, real_embedder, settings, show_progress=False)
     backend = open_milvus(settings, real_embedder)
     return Retriever.from_settings(real_embedder, backend, settings, shared_glossary())

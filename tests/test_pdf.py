@@ -4,7 +4,6 @@ for, cited with page and boxes; and the PDFs that are refused."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 import shutil
@@ -38,14 +37,8 @@ def _squashed(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def archive_pages(tmp_path_factory) -> list[Path]:
-    spec = importlib.util.spec_from_file_location("convert", REPO / "eval/archive/convert.py")
-    assert spec and spec.loader
-    convert = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(convert)
-    out = tmp_path_factory.mktemp("archive")
-    convert.convert(convert.archive_path(), out)
-    pages = sorted(out.glob("*.txt"))
+def archive_pages(archive_dir) -> list[Path]:
+    pages = sorted(archive_dir.glob("*.txt"))
     return [pages[1], pages[4]]
 
 
