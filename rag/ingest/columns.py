@@ -27,6 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from rag.documents import Label, Layout, Span, TextLine
 from rag.ingest import heads
@@ -52,6 +53,7 @@ MAX_PULL_QUOTE = 120
 _CLAUSE_SPLIT = re.compile(r"[，、；。！？：“”‘’《》（）,;:!?()\s]+")
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]")
 _SENTENCE_END = set("。！？!?…")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -194,18 +196,19 @@ def printed_lines(page: PdfPage) -> list[Line]:
 
 
 def _parts(
-    glyphs: list[Glyph], extent: Callable[[Glyph], tuple[float, float]], gap: float
-) -> list[list[Glyph]]:
-    """The glyphs grouped where more than `gap` runs between their extents."""
-    ordered = sorted(glyphs, key=lambda g: extent(g)[0])
+    items: list[T], extent: Callable[[T], tuple[float, float]], gap: float, *, wide: bool = False
+) -> list[list[T]]:
+    """The items (glyphs, lines) grouped where more than `gap` runs between their extents (at
+    least `gap`, with `wide`: a blank band that wide cuts a page)."""
+    ordered = sorted(items, key=lambda x: extent(x)[0])
     groups = [[ordered[0]]]
     reach = extent(ordered[0])[1]
-    for g in ordered[1:]:
-        low, high = extent(g)
-        if low - reach > gap:
-            groups.append([g])
+    for item in ordered[1:]:
+        low, high = extent(item)
+        if low - reach > gap or (wide and low - reach == gap):
+            groups.append([item])
         else:
-            groups[-1].append(g)
+            groups[-1].append(item)
         reach = max(reach, high)
     return groups
 
@@ -220,10 +223,10 @@ def _cut(lines: list[Line], column: tuple[float, float] | None, gap: float) -> l
     (an indented line alone between a frame and a photo is indented from its column's edge);
     None above the first cut down the page, where a strip's own lines give its edges."""
     if len(lines) > 1:
-        strips = _split(lines, lambda x: (x.top, x.bottom), gap)
+        strips = _parts(lines, lambda x: (x.top, x.bottom), gap, wide=True)
         if len(strips) > 1:  # across the width first: a strip is read before the one below
             return [x for s in strips for x in _cut(s, column, gap)]
-        columns = _split(lines, lambda x: (x.x0, x.x1), gap)
+        columns = _parts(lines, lambda x: (x.x0, x.x1), gap, wide=True)
         if len(columns) > 1:
             return [x for c in columns for x in _cut(c, _edges(c), gap)]
     left, right = column or _edges(lines)
@@ -234,23 +237,6 @@ def _cut(lines: list[Line], column: tuple[float, float] | None, gap: float) -> l
 
 def _edges(lines: list[Line]) -> tuple[float, float]:
     return min(x.x0 for x in lines), max(x.x1 for x in lines)
-
-
-def _split(
-    lines: list[Line], extent: Callable[[Line], tuple[float, float]], gap: float
-) -> list[list[Line]]:
-    """The lines grouped where a blank band at least `gap` wide runs between their extents."""
-    ordered = sorted(lines, key=lambda x: extent(x)[0])
-    groups = [[ordered[0]]]
-    reach = extent(ordered[0])[1]
-    for line in ordered[1:]:
-        low, high = extent(line)
-        if low - reach >= gap:
-            groups.append([line])
-        else:
-            groups[-1].append(line)
-        reach = max(reach, high)
-    return groups
 
 
 def _kind(line: Line, page: PdfPage, body: float) -> str:
