@@ -202,7 +202,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import json
     import time
 
-    from rag.response import search_response
+    from rag.response import citation_of, search_response
     from rag.search.retriever import QueryError, citation_line
 
     retriever = _open_retriever(settings)
@@ -224,7 +224,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{hit.rank}. [{hit.score:.3f}] {citation_line(hit.passage)}")
         print(f"   {hit.passage.text}")
         spans = ", ".join(f"{s.start}-{s.end}" for s in hit.passage.spans)
-        print(f"   {hit.passage.source} @ {spans}")
+        # A PDF's page, as the widget names it (rag.pages, from the stored layout).
+        page = citation_of(hit.passage, retriever.backend.document).page
+        printed = f" (PDF page {page})" if page is not None else ""
+        print(f"   {hit.passage.source} @ {spans}{printed}")
         for twin in hit.duplicates:
             print(f"   also: {citation_line(twin)} ({twin.source})")
         print()

@@ -310,3 +310,19 @@ def test_rag_index_refuses_a_bad_pdf_in_one_line_and_keeps_the_index(tmp_path, d
     _one_line_error(run, 1, str(corpus / name), words)
     after = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
     assert after == before
+
+
+def test_rag_ask_names_the_pdf_page_of_each_citation(tmp_path, drawn):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(drawn["our page, 5 columns"], corpus / "page.pdf")
+    (corpus / "plan.docx").write_bytes(word_file())
+    env = _env(tmp_path)
+    assert _rag(env, "index", str(corpus), fake=True).returncode == 0
+    run = _rag(env, "ask", "北京商业航天2028目标", fake=True)
+    assert run.returncode == 0, run.stderr
+    sources = [line.strip() for line in run.stdout.splitlines() if " @ " in line]
+    pdf = [s for s in sources if s.split(" @ ")[0].endswith("page.pdf")]
+    word = [s for s in sources if s.split(" @ ")[0].endswith("plan.docx")]
+    assert pdf and all(re.search(r" \(PDF page [12]\)$", s) for s in pdf)
+    assert word and not any("PDF page" in s for s in word)
