@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     # --- ingestion ---
     # Ten times the archive's largest page (48,901 bytes); rag.ingest.load says why.
     max_bulletin_bytes: int = Field(
-        512 * 2**10, ge=1, description="a bulletin file over this size is refused, not read"
+        512 * 2**10,
+        ge=1,
+        description="a text file over this size is refused, not read; a web page, Word file or "
+        "PDF over 64 times it, or whose text is over it",
     )
 
     # --- chunking ---

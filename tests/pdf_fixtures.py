@@ -167,22 +167,25 @@ class _Item:
     last: bool = False  # a paragraph's last line (not justified)
 
 
-def render(sheet: Sheet, *, encrypt: str | None = None) -> bytes:
-    """The sheet as a PDF (A3 pages, `sheet.columns` columns), the same bytes every time."""
+def render(sheet: Sheet, *, encrypt: str | None = None, photo_pixels: int = 0) -> bytes:
+    """The sheet as a PDF (A3 pages, `sheet.columns` columns), the same bytes every time. Its
+    photos are small grey gradients, or with `photo_pixels` grain of that many pixels a side
+    that does not pack, so the file weighs what a printed page's PDF does."""
     from reportlab.pdfgen import canvas
 
     out = io.BytesIO()
     pdf = canvas.Canvas(out, pagesize=PAGE, invariant=1, encrypt=encrypt)
     pdf.setTitle(sheet.title)
-    _Drawing(pdf, sheet.columns).sheet(sheet)
+    _Drawing(pdf, sheet.columns, photo_pixels).sheet(sheet)
     pdf.save()
     return out.getvalue()
 
 
 class _Drawing:
-    def __init__(self, pdf, columns: int) -> None:
+    def __init__(self, pdf, columns: int, photo_pixels: int = 0) -> None:
         self.pdf = pdf
         self.columns = columns
+        self.photo_pixels = photo_pixels
         self.width = (PAGE[0] - 2 * MARGIN - (columns - 1) * GUTTER) / columns
         self.y = MARGIN  # from the top of the page
 
@@ -275,8 +278,14 @@ class _Drawing:
             from PIL import Image
             from reportlab.lib.utils import ImageReader
 
-            # A photo: a grey gradient, the same pixels every time.
+            # A photo: a grey gradient, or seeded grain; the same pixels every time.
             image = Image.linear_gradient("L").resize((64, 40))
+            if self.photo_pixels:
+                import numpy as np
+
+                side = self.photo_pixels
+                grain = np.random.default_rng(side).integers(0, 256, (side, side), np.uint8)
+                image = Image.fromarray(grain, "L")
             tall = 0.6 * w
             self.pdf.drawImage(ImageReader(image), x, PAGE[1] - (y + 4 + tall), w, tall)
             for k, line in enumerate(item.lines):

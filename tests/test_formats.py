@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import docx
+import numpy as np
 import pytest
 
 from rag.index.build import build_index
@@ -441,3 +442,32 @@ def test_site_and_address_are_stored_with_the_document_and_the_sidecar_wins(tmp_
     assert index.documents["news"]["url"] == bulletins["news"].url
     assert index.documents["notice"]["site"] == "北京市人民政府"
     assert "url" not in index.documents["plan"] and "site" not in index.documents["plan"]
+
+
+def _with_member(data: bytes, name: str, member: bytes) -> bytes:
+    """The Word file with one more member (stored deflated, as Word stores its media)."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for item in source.infolist():
+            archive.writestr(item, source.read(item.filename))
+        archive.writestr(name, member)
+    return out.getvalue()
+
+
+def test_a_word_file_heavy_with_photos_is_read_and_a_bomb_beside_them_is_not(tmp_path):
+    # Photos do not pack: 3 MB of them make the file weigh more than the text limit alone.
+    photo = np.random.default_rng(3).integers(0, 256, 3 * 2**20, dtype=np.uint8).tobytes()
+    heavy = _with_member(word_file(), "word/media/image1.jpeg", photo)
+    assert len(heavy) > MAX_BYTES
+    path = tmp_path / "plan.docx"
+    path.write_bytes(heavy)
+    assert PARAGRAPHS[0] in load_bulletin(path, tmp_path).text
+    # 4 MB that packs 1000 to 1, hidden beside the photo: the whole file packs 2.6 to 1, and
+    # unpacks to less than its limit.
+    bomb = _with_member(heavy, "word/theme/theme2.xml", b"<" * (4 * 2**20))
+    path.write_bytes(bomb)
+    with pytest.raises(BulletinError, match=r"word/theme/theme2\.xml\), more than 100 to 1"):
+        load_bulletin(path, tmp_path)

@@ -16,7 +16,14 @@ from rag.index.build import build_index, document_json
 from rag.index.store import load_index
 from rag.ingest.accounting import coverage
 from rag.ingest.columns import PdfPage
-from rag.ingest.load import BulletinError, find_bulletins, load_bulletin, load_bulletins
+from rag.ingest.load import (
+    MAX_BYTES,
+    PACKED_PER_TEXT_BYTE,
+    BulletinError,
+    find_bulletins,
+    load_bulletin,
+    load_bulletins,
+)
 from rag.ingest.pdf import MAX_PAGES, pdf_text, read_pages
 from rag.ingest.structure import parse_bulletin
 from rag.response import search_response
@@ -290,7 +297,7 @@ def test_an_oversize_pdf_is_refused_before_it_is_read(tmp_path):
     path = tmp_path / "big.pdf"
     path.write_bytes(b"%PDF-1.4\n" + b" " * 2000 + b"\n%%EOF\n")
     with pytest.raises(BulletinError, match="RAG_MAX_BULLETIN_BYTES"):
-        load_bulletin(path, tmp_path, max_bytes=1000)
+        load_bulletin(path, tmp_path, max_bytes=10)
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
@@ -326,3 +333,24 @@ def test_rag_ask_names_the_pdf_page_of_each_citation(tmp_path, drawn):
     word = [s for s in sources if s.split(" @ ")[0].endswith("plan.docx")]
     assert pdf and all(re.search(r" \(PDF page [12]\)$", s) for s in pdf)
     assert word and not any("PDF page" in s for s in word)
+
+
+def test_a_pdf_weighing_more_than_its_text_may_is_read_by_its_text(tmp_path):
+    """A printed page's PDF weighs megabytes (fonts, photos) for kilobytes of text: the file
+    may weigh PACKED_PER_TEXT_BYTE times the bulletin limit, its text no more than the limit."""
+    heavy = render(our_page(), photo_pixels=800)
+    path = tmp_path / "page.pdf"
+    path.write_bytes(heavy)
+    assert len(heavy) > MAX_BYTES  # refused unread before, however little text it held
+    bulletin = load_bulletin(path, tmp_path)
+    assert "到2028年，北京商业航天创新能力显著增强" in bulletin.text
+    text_bytes = len(bulletin.text.encode("utf-8"))
+    with pytest.raises(BulletinError, match=f"its text is {text_bytes} bytes") as info:
+        load_bulletin(path, tmp_path, max_bytes=text_bytes - 1)
+    assert str(path) in str(info.value)
+    with pytest.raises(BulletinError, match=rf"{PACKED_PER_TEXT_BYTE} x RAG_MAX_BULLETIN_BYTES"):
+        load_bulletin(path, tmp_path, max_bytes=len(heavy) // PACKED_PER_TEXT_BYTE - 1)
+    text = tmp_path / "page.txt"
+    text.write_text(bulletin.text, encoding="utf-8")
+    with pytest.raises(BulletinError, match="a bulletin may be"):  # a text file: its own size
+        load_bulletin(text, tmp_path, max_bytes=text_bytes - 1)

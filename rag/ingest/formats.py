@@ -23,7 +23,8 @@ from rag.ingest import heads
 from rag.ingest.heads import TABLE_CELLS
 
 # A Word file's XML is many times the text it carries: python-docx's own empty document unpacks
-# to 0.8 MB (its style sheets). So the members may unpack to this many times the bulletin limit.
+# to 0.8 MB (its style sheets). So the members may unpack to this many times the bulletin limit,
+# and what the file weighs besides (its photos unpack to about what they weigh).
 UNPACKED_PER_BYTE = 16
 # Word's XML packs about 5 to 30 to 1 (python-docx's empty document: 24); a zip bomb packs
 # hundreds or a thousand to 1.
@@ -170,7 +171,8 @@ def docx_text(raw: bytes, max_bytes: int) -> Extracted:
     cells between ` | `), with the title and created date of its properties.
 
     The zip is checked before anything is unpacked: its members may total at most
-    `UNPACKED_PER_BYTE * max_bytes` and pack at most `MAX_RATIO` to 1."""
+    `UNPACKED_PER_BYTE * max_bytes` plus the file's own size, and pack at most `MAX_RATIO` to 1
+    (each member larger than the bulletin limit, and all of them together)."""
     import docx
     from docx.table import Table
 
@@ -225,16 +227,24 @@ def check_zip(raw: bytes, max_bytes: int) -> None:
         ) from exc
     unpacked = sum(m.file_size for m in members)
     packed = sum(m.compress_size for m in members)
-    limit = UNPACKED_PER_BYTE * max_bytes
+    limit = UNPACKED_PER_BYTE * max_bytes + len(raw)
     if unpacked > limit:
         raise FormatError(
             f"unpacks to {unpacked} bytes, more than the {limit} a Word bulletin may "
-            f"({UNPACKED_PER_BYTE} x RAG_MAX_BULLETIN_BYTES); not unpacked"
+            f"({UNPACKED_PER_BYTE} x RAG_MAX_BULLETIN_BYTES and what the file weighs); "
+            "not unpacked"
         )
+    # A bomb hidden beside photos, which do not pack, shows in its own member's ratio.
+    bombs = [
+        m for m in members if m.file_size > max_bytes and m.file_size > MAX_RATIO * m.compress_size
+    ]
+    if bombs:
+        unpacked, packed = bombs[0].file_size, bombs[0].compress_size
     if unpacked > MAX_RATIO * max(packed, 1):
+        where = f" ({bombs[0].filename})" if bombs else ""
         raise FormatError(
-            f"packs {unpacked} bytes into {packed}, more than {MAX_RATIO} to 1 as a zip bomb "
-            "does and a Word file does not; not unpacked"
+            f"packs {unpacked} bytes into {packed}{where}, more than {MAX_RATIO} to 1 as a zip "
+            "bomb does and a Word file does not; not unpacked"
         )
     if not any(m.filename == "word/document.xml" for m in members):
         raise FormatError(

@@ -27,6 +27,11 @@ SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")
 # largest page of the archive is 48,901 bytes; this is ten times that, and at the default
 # model's pace (about 40 texts a second on 2 cores) about a minute of embedding.
 MAX_BYTES = 512 * 2**10
+# A web page, Word file or PDF weighs far more than the text it gives (markup and scripts;
+# fonts, photos and the zip): a newspaper page's PDF is 1 to 10 MB for its 20 KB of text. Such
+# a file may weigh this many times the limit, and the text it gives is held to the limit.
+PACKED_PER_TEXT_BYTE = 64
+_PACKED_SUFFIXES = (".html", ".htm", ".docx", ".pdf")
 SIDECAR_SUFFIX = ".meta.json"
 # How many refused files one message names (the count says how many more).
 _NAMED = 5
@@ -144,20 +149,29 @@ def _looks_like_text(text: str) -> bool:
 def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulletin:
     """One bulletin with its metadata (from `<name>.meta.json` when present, else from what a
     web page, Word file or PDF says of itself); a file over `max_bytes` is refused before it is
-    read.
+    read (a web page, Word file or PDF over PACKED_PER_TEXT_BYTE times that, and one whose text
+    is over `max_bytes` once read).
 
     A web page's, Word file's or PDF's text is what its format gives (rag.ingest.formats,
     rag.ingest.pdf): that text is what is indexed and cited into, and a PDF's layout says where
     each of its characters was printed; the content hash is of the file's bytes."""
     size = path.stat().st_size
-    if size > max_bytes:
+    packed = path.suffix.lower() in _PACKED_SUFFIXES
+    limit = max_bytes * (PACKED_PER_TEXT_BYTE if packed else 1)
+    if size > limit:
+        times = f"{PACKED_PER_TEXT_BYTE} x " if packed else ""
         raise BulletinError(
-            f"{path}: {size} bytes is more than the {max_bytes} a bulletin may be "
-            "(RAG_MAX_BULLETIN_BYTES); split it into smaller bulletins"
+            f"{path}: {size} bytes is more than the {limit} a {'file' if packed else 'bulletin'} "
+            f"may be ({times}RAG_MAX_BULLETIN_BYTES); split it into smaller bulletins"
         )
     raw = path.read_bytes()
     extracted = _extract(raw, path, max_bytes)
     text = extracted.text
+    if packed and len(text.encode("utf-8")) > max_bytes:
+        raise BulletinError(
+            f"{path}: its text is {len(text.encode('utf-8'))} bytes, more than the {max_bytes} "
+            "a bulletin may be (RAG_MAX_BULLETIN_BYTES); split it into smaller bulletins"
+        )
     meta = {
         "title": extracted.title,
         "date": extracted.date,
