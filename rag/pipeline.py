@@ -69,7 +69,9 @@ def read_bulletins(paths: Sequence[str | Path], settings: Settings) -> list[Bull
 
     targets = [Path(p) for p in paths] or [settings.corpus_path]
     try:
-        return load_bulletins(targets, settings.root, settings.max_bulletin_bytes)
+        return load_bulletins(
+            targets, settings.root, settings.max_bulletin_bytes, settings.max_pdf_pages
+        )
     except BulletinError as exc:
         raise CorpusUnusable(str(exc)) from exc
 

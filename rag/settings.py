@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         description="a text file over this size is refused, not read; a web page, Word file or "
         "PDF over 64 times it, or whose text is over it",
     )
+    # A bulletin is a page or a few; a whole issue some dozens (rag.ingest.pdf).
+    max_pdf_pages: int = Field(
+        64, ge=1, le=10_000, description="a PDF of more pages is refused before any is read"
+    )
 
     # --- chunking ---
     tiktoken_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"

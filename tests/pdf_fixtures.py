@@ -28,6 +28,7 @@ PAGE = (842.0, 1191.0)  # A3, in points
 MARGIN = 36.0
 GUTTER = 14.0
 BODY, LEADING = 9.5, 13.5
+PARAGRAPH_SPACE = 0.7 * LEADING  # between the paragraphs of a spaced sheet
 TITLE, HEADLINE, HEADING, QUOTE, SMALL = 26.0, 18.0, 11.0, 12.5, 7.5
 
 
@@ -51,6 +52,9 @@ class Sheet:
     title: str
     articles: list[Article]
     columns: int
+    # Paragraphs told by a blank space between them rather than by an indent, as many
+    # government notices are set.
+    spaced: bool = False
 
     def paragraphs(self) -> list[str]:
         """What the PDF must read back, in order, leaving out pull quotes and captions."""
@@ -176,16 +180,17 @@ def render(sheet: Sheet, *, encrypt: str | None = None, photo_pixels: int = 0) -
     out = io.BytesIO()
     pdf = canvas.Canvas(out, pagesize=PAGE, invariant=1, encrypt=encrypt)
     pdf.setTitle(sheet.title)
-    _Drawing(pdf, sheet.columns, photo_pixels).sheet(sheet)
+    _Drawing(pdf, sheet.columns, photo_pixels, spaced=sheet.spaced).sheet(sheet)
     pdf.save()
     return out.getvalue()
 
 
 class _Drawing:
-    def __init__(self, pdf, columns: int, photo_pixels: int = 0) -> None:
+    def __init__(self, pdf, columns: int, photo_pixels: int = 0, spaced: bool = False) -> None:
         self.pdf = pdf
         self.columns = columns
         self.photo_pixels = photo_pixels
+        self.spaced = spaced
         self.width = (PAGE[0] - 2 * MARGIN - (columns - 1) * GUTTER) / columns
         self.y = MARGIN  # from the top of the page
 
@@ -222,9 +227,18 @@ class _Drawing:
     def _items(self, piece: Piece) -> list[_Item]:
         w = self.width
         if piece.kind == "body":
-            lines = _wrap(piece.text, BODY, w, indent=2 * BODY)
+            indent = 0.0 if self.spaced else 2 * BODY
+            lines = _wrap(piece.text, BODY, w, indent=indent)
+            last = len(lines) - 1
+            space = PARAGRAPH_SPACE if self.spaced else 0.0
             return [
-                _Item("body", LEADING, [line], first=k == 0, last=k == len(lines) - 1)
+                _Item(
+                    "body",
+                    LEADING + (space if k == last else 0.0),
+                    [line],
+                    first=k == 0 and not self.spaced,
+                    last=k == last,
+                )
                 for k, line in enumerate(lines)
             ]
         if piece.kind == "heading":

@@ -46,7 +46,7 @@ def _squashed(text: str) -> str:
 @pytest.fixture(scope="module")
 def archive_pages(archive_dir) -> list[Path]:
     pages = sorted(archive_dir.glob("*.txt"))
-    return [pages[1], pages[4]]
+    return [pages[1], pages[4], pages[7]]
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +55,21 @@ def sheets(archive_pages) -> dict[str, Sheet]:
         "our page, 5 columns": our_page(),
         "archive page, 3 columns": archive_sheet(archive_pages[0], columns=3),
         "archive page, 4 columns": archive_sheet(archive_pages[1], columns=4),
+        "archive page, spaced, 4 columns": _spaced(archive_sheet(archive_pages[2], columns=4)),
     }
 
 
-SHEETS = ["our page, 5 columns", "archive page, 3 columns", "archive page, 4 columns"]
+def _spaced(sheet: Sheet) -> Sheet:
+    sheet.spaced = True
+    return sheet
+
+
+SHEETS = [
+    "our page, 5 columns",
+    "archive page, 3 columns",
+    "archive page, 4 columns",
+    "archive page, spaced, 4 columns",
+]
 
 
 @pytest.fixture(scope="module")
@@ -354,3 +365,14 @@ def test_a_pdf_weighing_more_than_its_text_may_is_read_by_its_text(tmp_path):
     text.write_text(bulletin.text, encoding="utf-8")
     with pytest.raises(BulletinError, match="a bulletin may be"):  # a text file: its own size
         load_bulletin(text, tmp_path, max_bytes=text_bytes - 1)
+
+
+def test_rag_max_pdf_pages_sets_how_many_pages_a_pdf_may_have(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "issue.pdf").write_bytes(_pages(3))
+    env = _env(tmp_path, RAG_MAX_PDF_PAGES="2")
+    run = _rag(env, "index", str(corpus), fake=True)
+    _one_line_error(run, 1, str(corpus / "issue.pdf"), "3 pages, more than the 2")
+    assert "RAG_MAX_PDF_PAGES" in run.stderr
+    assert not (tmp_path / "index").exists()

@@ -9,10 +9,10 @@ top left, font sizes). A page is read in four steps:
   its columns stands apart from them), then down its height (the gutters), and so on inside
   each part, so columns are read left to right, each top to bottom;
 - lines of the body's font size make paragraphs, a new one where a line is indented (or the
-  line before stopped short); a paragraph cut at a column's foot goes on at the next column's
-  head, which is not indented. Lines of another size, or in a drawn frame, make blocks of their
-  own; a frame, a caption or a small line met inside a paragraph comes after it, so that the
-  paragraph reads whole;
+  line before stopped short, or a blank stands between them); a paragraph cut at a column's
+  foot goes on at the next column's head, which is not indented. Lines of another size, or in a
+  drawn frame, make blocks of their own; a frame, a caption or a small line met inside a
+  paragraph comes after it, so that the paragraph reads whole;
 - the headline is the largest type at the top of the first page, and comes first. A block in a
   frame or in larger type whose every clause the body holds is a pull quote; small type by an
   image, or a photo's credit line (（新华社记者某某摄）), a caption. Both are labelled spans of
@@ -46,6 +46,9 @@ CUT = 0.5
 # A line that starts this many characters in from its column's left edge opens a paragraph
 # (Chinese type indents two); one that ends this far short of the right edge closes one.
 INDENT = 1.5
+# A blank this many characters tall between two lines of one column opens a paragraph too: a
+# notice set without indents tells its paragraphs so (the leading between lines is a third).
+PARAGRAPH_GAP = 0.7
 # A caption stands within this many of its characters of its image's edge.
 CAPTION_REACH = 2.0
 # A pull quote is at most this long (rag.ingest.structure: 90, with room for a longer quote).
@@ -292,7 +295,11 @@ def _units(ordered: list[Line], body: float) -> list[Unit]:
 
     for line in ordered:
         if line.kind == "body":
-            if paragraph is not None and _opens_paragraph(line, paragraph.lines[-1]):
+            # A blank after a block met inside the paragraph (a photo in its column) is that
+            # block's room, not a paragraph's end.
+            if paragraph is not None and _opens_paragraph(
+                line, paragraph.lines[-1], spacing=not waiting
+            ):
                 close()
             if paragraph is None:
                 close()
@@ -311,10 +318,16 @@ def _units(ordered: list[Line], body: float) -> list[Unit]:
     return units
 
 
-def _opens_paragraph(line: Line, before: Line) -> bool:
+def _opens_paragraph(line: Line, before: Line, *, spacing: bool) -> bool:
     indented = line.x0 - line.left >= INDENT * line.size
     stopped_short = before.right - before.x1 >= INDENT * before.size
-    return indented or stopped_short
+    spaced = (
+        spacing
+        and line.page == before.page
+        and line.left == before.left
+        and line.top - before.bottom >= PARAGRAPH_GAP * line.size
+    )
+    return indented or stopped_short or spaced
 
 
 def _same_block(before: Line, line: Line) -> bool:

@@ -146,7 +146,9 @@ def _looks_like_text(text: str) -> bool:
     return odd <= max(2, len(text) // 200)
 
 
-def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulletin:
+def load_bulletin(
+    path: Path, root: Path, max_bytes: int = MAX_BYTES, max_pages: int = pdf.MAX_PAGES
+) -> Bulletin:
     """One bulletin with its metadata (from `<name>.meta.json` when present, else from what a
     web page, Word file or PDF says of itself); a file over `max_bytes` is refused before it is
     read (a web page, Word file or PDF over PACKED_PER_TEXT_BYTE times that, and one whose text
@@ -165,7 +167,7 @@ def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulleti
             f"may be ({times}RAG_MAX_BULLETIN_BYTES); split it into smaller bulletins"
         )
     raw = path.read_bytes()
-    extracted = _extract(raw, path, max_bytes)
+    extracted = _extract(raw, path, max_bytes, max_pages)
     text = extracted.text
     if packed and len(text.encode("utf-8")) > max_bytes:
         raise BulletinError(
@@ -197,7 +199,7 @@ def load_bulletin(path: Path, root: Path, max_bytes: int = MAX_BYTES) -> Bulleti
     )
 
 
-def _extract(raw: bytes, path: Path, max_bytes: int) -> formats.Extracted:
+def _extract(raw: bytes, path: Path, max_bytes: int, max_pages: int) -> formats.Extracted:
     """The text of a bulletin file by its suffix, with what the file says of itself."""
     suffix = path.suffix.lower()
     try:
@@ -206,15 +208,17 @@ def _extract(raw: bytes, path: Path, max_bytes: int) -> formats.Extracted:
         if suffix == ".docx":
             return formats.docx_text(raw, max_bytes)
         if suffix == ".pdf":
-            return pdf.pdf_text(raw)
+            return pdf.pdf_text(raw, max_pages)
     except formats.FormatError as exc:
         raise BulletinError(f"{path}: {exc}") from exc
     return formats.Extracted(decode(raw, path))
 
 
-def load_bulletins(paths: Iterable[Path], root: Path, max_bytes: int = MAX_BYTES) -> list[Bulletin]:
+def load_bulletins(
+    paths: Iterable[Path], root: Path, max_bytes: int = MAX_BYTES, max_pages: int = pdf.MAX_PAGES
+) -> list[Bulletin]:
     """Every bulletin under `paths`; refuses two files that would share a doc_id."""
-    bulletins = [load_bulletin(p, root, max_bytes) for p in find_bulletins(paths)]
+    bulletins = [load_bulletin(p, root, max_bytes, max_pages) for p in find_bulletins(paths)]
     seen: dict[str, str] = {}
     for b in bulletins:
         if b.doc_id in seen:

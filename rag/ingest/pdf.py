@@ -15,8 +15,8 @@ from typing import Any
 from rag.ingest.columns import Glyph, PdfPage, read_layout
 from rag.ingest.formats import Extracted, FormatError
 
-# A bulletin is a newspaper page or a few; a whole issue is some dozens. More pages than this
-# is a book or a report, refused before any page is read.
+# The default of RAG_MAX_PDF_PAGES. A bulletin is a newspaper page or a few; a whole issue is
+# some dozens. More pages than this is a book or a report, refused before any page is read.
 MAX_PAGES = 64
 # Where a PDF must open with its header and close with its end-of-file marker (the spec allows
 # junk before the header within the first 1024 bytes; writers put a line break or so after).
@@ -57,8 +57,8 @@ def read_pages(raw: bytes, max_pages: int) -> list[PdfPage]:
         count = len(document)
         if count > max_pages:
             raise FormatError(
-                f"{count} pages, more than the {max_pages} a bulletin may have; "
-                "split it into smaller bulletins"
+                f"{count} pages, more than the {max_pages} a bulletin may have "
+                "(RAG_MAX_PDF_PAGES); split it into smaller bulletins"
             )
         if count == 0:
             raise FormatError("the PDF has no pages")
