@@ -29,6 +29,7 @@ from rag.ingest.structure import parse_bulletin
 from rag.response import search_response
 from rag.search.retriever import Retriever
 from rag.settings import Settings
+from tests.backends import built, settings_for
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
 from tests.pdf_fixtures import Sheet, archive_sheet, font, our_page, render
 from tests.test_cli_streams import _env, _one_line_error, _rag
@@ -376,3 +377,19 @@ def test_rag_max_pdf_pages_sets_how_many_pages_a_pdf_may_have(tmp_path):
     _one_line_error(run, 1, str(corpus / "issue.pdf"), "3 pages, more than the 2")
     assert "RAG_MAX_PDF_PAGES" in run.stderr
     assert not (tmp_path / "index").exists()
+
+
+def test_a_pdf_s_citations_on_milvus_are_the_local_ones(drawn, pdf_index, tmp_path, request):
+    """Milvus keeps the same stored document (its layout in parts): the same pages and boxes,
+    the second time from the backend's cache of documents."""
+    bulletins, local = pdf_index
+    settings = settings_for("lite", tmp_path, request)
+    milvus = built(settings, FakeEmbedder(), list(bulletins.values()))
+    question = "北京商业航天2028目标是什么"
+    want = search_response(question, local.answer(question), 1.0, local.backend.document)
+    for _ in range(2):
+        got = search_response(question, milvus.answer(question), 1.0, milvus.backend.document)
+        assert [r.citation for r in got.results] == [r.citation for r in want.results]
+        assert any(r.citation.page for r in got.results)
+    doc_id = got.results[0].citation.doc_id
+    assert milvus.backend.document(doc_id) is milvus.backend.document(doc_id)  # cached

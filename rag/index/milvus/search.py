@@ -38,6 +38,9 @@ LEXICAL_FIELDS = {"weights": "lex", "analyzer": "bm25"}
 # Fetched vectors and weights kept, by key: a question's candidates are fetched once for all
 # the scores read of them, and a repeated question's not at all.
 CACHED_ROWS = 20_000
+# Stored bulletins kept read: a PDF's citations read its layout (its lines' boxes) at every
+# search that cites it, and one PDF's JSON is some hundreds of kilobytes to fetch and parse.
+CACHED_DOCUMENTS = 32
 
 
 class IndexRefused(RuntimeError):
@@ -94,6 +97,7 @@ class MilvusBackend:
         self._lock = threading.Lock()
         self._rows: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._frequencies: OrderedDict[int, tuple[int, int]] = OrderedDict()
+        self._documents: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
         self._read_catalog()
         self._warm()
 
@@ -179,6 +183,20 @@ class MilvusBackend:
         return self._manifest
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
+        """The stored bulletin (as /v1/documents returns it), read through a small cache: this
+        backend serves one build, whose documents do not change."""
+        with self._lock:
+            if doc_id in self._documents:
+                self._documents.move_to_end(doc_id)
+                return self._documents[doc_id]
+        found = self._read_document(doc_id)
+        with self._lock:
+            self._documents[doc_id] = found
+            while len(self._documents) > CACHED_DOCUMENTS:
+                self._documents.popitem(last=False)
+        return found
+
+    def _read_document(self, doc_id: str) -> dict[str, Any] | None:
         rows = self._call(
             self.client.query,
             self.names["documents"],
