@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from rag.model.onnx_encoder import CONFIG, EXPORT_FORMAT, _table_whole
+from rag.model.onnx_encoder import CONFIG, EXPORT_FORMAT, _split_out_table, _table_whole
 from rag.model.word_table import FILE, WordTable, WordTableError, split_graph
 
 VOCAB, WIDTH = 50, 8
@@ -130,3 +130,17 @@ def test_the_exported_table_is_whole(real_embedder):
     rows = real_embedder._table.lookup(ids)
     assert rows.shape == (*ids.shape, real_embedder.dim)
     assert np.isfinite(rows).all() and rows.std() > 0
+
+
+def test_a_graph_without_a_lookup_it_knows_keeps_its_table(tmp_path):
+    """Another model's lookup, named or quantised otherwise: the graph is left whole, and its
+    export is whole without a table file."""
+    model = quantised_lookup_model()
+    model.graph.node[0].input[0] = "positions"  # a float lookup, as an unquantised model has
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path))
+    before = path.read_bytes()
+    assert _split_out_table(path) is None
+    assert path.read_bytes() == before and not (tmp_path / FILE).exists()
+    (tmp_path / CONFIG).write_text(json.dumps({"format": EXPORT_FORMAT, "word_table": None}))
+    assert _table_whole(tmp_path)

@@ -35,7 +35,7 @@ import numpy as np
 
 from rag.model.pieces import Pieces, has_pieces, write_pieces
 from rag.model.word_table import FILE as TABLE_FILE
-from rag.model.word_table import Split, WordTable, split_graph
+from rag.model.word_table import Split, WordTable, WordTableError, split_graph
 
 # Bumped when the export changes (graph, quantisation, the files written), so an old export is
 # made again rather than trusted.
@@ -121,6 +121,8 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
         if splits[0] != splits[1]:  # one table file serves both graphs
             raise EncoderUnsupported(f"the two graphs quantised the word table apart: {splits}")
         fp32.unlink()
+        # A model whose lookup is named or quantised otherwise keeps its table in the graph.
+        table = splits[0].config() if splits[0] is not None else None
         st.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         _write_pieces_if_possible(staging)
         config = {
@@ -131,7 +133,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
             "pooling": pooling,
             "prompts": dict(st.prompts),
             "pad_id": st.tokenizer.pad_token_id or 0,
-            "word_table": splits[0].config(),
+            "word_table": table,
         }
         (staging / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
         replace_folder(staging, out)
@@ -141,11 +143,15 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
     return out
 
 
-def _split_out_table(path: Path) -> Split:
-    """Take the word table out of the graph at `path` into its own file (rag.model.word_table)."""
+def _split_out_table(path: Path) -> Split | None:
+    """Take the word table out of the graph at `path` into its own file (rag.model.word_table);
+    None, the graph left whole, when it holds no lookup this recognises."""
     import onnx
 
-    model, table, split = split_graph(onnx.load(str(path)))
+    try:
+        model, table, split = split_graph(onnx.load(str(path)))
+    except WordTableError:
+        return None
     onnx.save(model, str(path))
     if not (path.parent / TABLE_FILE).exists():
         np.save(path.parent / TABLE_FILE, table)
@@ -160,6 +166,8 @@ def _table_whole(folder: Path) -> bool:
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
         if config["format"] != EXPORT_FORMAT:
             return False
+        if config["word_table"] is None:
+            return True  # the table stayed in the graph
         table = np.load(folder / config["word_table"]["file"], mmap_mode="r")
         size = (folder / config["word_table"]["file"]).stat().st_size
     except (OSError, ValueError, KeyError, TypeError):
@@ -239,7 +247,7 @@ class OnnxEmbedder:
         self._session = ort.InferenceSession(
             str(folder / GRAPHS[encoder]), options, providers=["CPUExecutionProvider"]
         )
-        self._table = WordTable(folder, config["word_table"])
+        self._table = WordTable(folder, config["word_table"]) if config["word_table"] else None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, "query", show_progress=False)
@@ -341,8 +349,9 @@ class OnnxEmbedder:
         for j, row in enumerate(rows):
             ids[j, : len(row)] = row
             mask[j, : len(row)] = 1
-        words = self._table.lookup(ids)
-        feed = {"input_ids": ids, "attention_mask": mask, self._table.input: words}
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if self._table is not None:
+            feed[self._table.input] = self._table.lookup(ids)
         (states,) = self._session.run(None, feed)
         return states, mask
 
