@@ -24,7 +24,7 @@ from rag.ingest.structure import parse_bulletin
 from rag.search.retriever import Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
-from tests.test_cli_streams import _env, _one_line_error, _rag
+from tests.refusals import assert_index_kept, assert_refused_by_name
 
 
 def _article() -> tuple[str, list[str]]:
@@ -305,11 +305,7 @@ BAD = {
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_bad_input_is_refused_naming_the_file(tmp_path, name):
     data, words = BAD[name]
-    path = tmp_path / name
-    path.write_bytes(data())
-    with pytest.raises(BulletinError) as info:
-        load_bulletin(path, tmp_path)
-    assert str(path) in str(info.value) and words in str(info.value)
+    assert_refused_by_name(tmp_path / name, data(), words)
 
 
 def test_formats_alone_name_no_file():
@@ -323,18 +319,9 @@ def test_rag_index_refuses_bad_input_in_one_line_and_keeps_the_index(tmp_path, n
     corpus.mkdir()
     (corpus / "plan.docx").write_bytes(word_file())
     (corpus / "notice.html").write_text(government_page(), encoding="utf-8")
-    env = _env(tmp_path)
-    run = _rag(env, "index", str(corpus), fake=True)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("indexed 2 files, ")
-    index = tmp_path / "index"
-    before = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
     data, words = BAD[name]
-    (corpus / name).write_bytes(data())
-    run = _rag(env, "index", str(corpus), fake=True)
-    _one_line_error(run, 1, str(corpus / name), words)
-    after = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
-    assert after == before
+    printed = assert_index_kept(tmp_path, corpus, name, data(), words)
+    assert printed.startswith("indexed 2 files, ")
 
 
 # --- the head of a page or Word file, as the parser reads a printed one -----------------------

@@ -32,6 +32,7 @@ from rag.settings import Settings
 from tests.backends import built, settings_for
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
 from tests.pdf_fixtures import Sheet, archive_sheet, font, our_page, render
+from tests.refusals import assert_index_kept, assert_refused_by_name
 from tests.test_cli_streams import _env, _one_line_error, _rag
 from tests.test_formats import government_page, word_file
 
@@ -297,12 +298,7 @@ BAD = {
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_a_bad_pdf_is_refused_naming_the_file(tmp_path, name):
     data, words = BAD[name]
-    path = tmp_path / name
-    path.write_bytes(data())
-    with pytest.raises(BulletinError) as info:
-        load_bulletin(path, tmp_path)
-    assert str(path) in str(info.value) and words in str(info.value)
-    assert "\n" not in str(info.value)
+    assert_refused_by_name(tmp_path / name, data(), words)
 
 
 def test_an_oversize_pdf_is_refused_before_it_is_read(tmp_path):
@@ -318,17 +314,8 @@ def test_rag_index_refuses_a_bad_pdf_in_one_line_and_keeps_the_index(tmp_path, d
     corpus.mkdir()
     shutil.copy(drawn["archive page, 3 columns"], corpus / "page.pdf")
     (corpus / "plan.docx").write_bytes(word_file())
-    env = _env(tmp_path)
-    run = _rag(env, "index", str(corpus), fake=True)
-    assert run.returncode == 0, run.stderr
-    index = tmp_path / "index"
-    before = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
     data, words = BAD[name]
-    (corpus / name).write_bytes(data())
-    run = _rag(env, "index", str(corpus), fake=True)
-    _one_line_error(run, 1, str(corpus / name), words)
-    after = sorted((p.relative_to(index), p.read_bytes()) for p in index.rglob("*") if p.is_file())
-    assert after == before
+    assert_index_kept(tmp_path, corpus, name, data(), words)
 
 
 def test_rag_ask_names_the_pdf_page_of_each_citation(tmp_path, drawn):

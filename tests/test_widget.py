@@ -196,13 +196,23 @@ class Tab:
         return sum("/v1/search" in url for url in self.requests)
 
 
-@pytest.fixture
-def tab(browser, server) -> Iterator[Tab]:
-    tab = Tab(browser, server)
-    yield tab
-    tab.context.close()
+@contextmanager
+def opened_tab(browser: Browser, base: str, **size: int) -> Iterator[Tab]:
+    """A tab on the service at `base`, closed after; its page must have raised no error and
+    opened no dialog."""
+    tab = Tab(browser, base, **size)
+    try:
+        yield tab
+    finally:
+        tab.context.close()
     assert tab.errors == [], "uncaught errors in the page"
     assert tab.dialogs == [], "the page opened a dialog"
+
+
+@pytest.fixture
+def tab(browser, server) -> Iterator[Tab]:
+    with opened_tab(browser, server) as tab:
+        yield tab
 
 
 def shot(page: Page, name: str) -> None:

@@ -13,7 +13,17 @@ from playwright.sync_api import expect
 
 from tests.conftest import BULLETIN, running_server
 from tests.pdf_fixtures import our_page, render
-from tests.test_widget import EXAMPLE, Tab, ask, browser, in_browser, open_panel, shot, squeeze
+from tests.test_widget import (
+    EXAMPLE,
+    Tab,
+    ask,
+    browser,
+    in_browser,
+    open_panel,
+    opened_tab,
+    shot,
+    squeeze,
+)
 
 __all__ = ["browser"]  # the browser fixture, used here by name
 
@@ -36,10 +46,8 @@ def pdf_server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def pdf_tab(browser, pdf_server) -> Iterator[Tab]:
-    tab = Tab(browser, pdf_server)
-    yield tab
-    tab.context.close()
-    assert tab.errors == [], "uncaught errors in the page"
+    with opened_tab(browser, pdf_server) as tab:
+        yield tab
 
 
 @in_browser
@@ -83,8 +91,7 @@ def web_server(tmp_path_factory) -> Iterator[str]:
 
 @in_browser
 def test_a_web_page_s_source_links_to_where_it_was_published(browser, web_server):
-    tab = Tab(browser, web_server)
-    try:
+    with opened_tab(browser, web_server) as tab:
         page = open_panel(tab)
         turn = ask(page, EXAMPLE)
         card = turn.locator(".card").filter(has_text=BEIJING_2028).first
@@ -99,6 +106,3 @@ def test_a_web_page_s_source_links_to_where_it_was_published(browser, web_server
         assert "noopener" in (link.get_attribute("rel") or "")
         expect(page.locator(".viewer .viewer-page")).to_have_count(0)
         shot(page, "web-source")
-    finally:
-        tab.context.close()
-    assert tab.errors == [], "uncaught errors in the page"
