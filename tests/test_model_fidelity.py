@@ -199,3 +199,27 @@ def test_questions_rank_their_passage_first(any_embedder):
     q = real_embedder.encode_queries(list(questions))
     ranked = np.argmax(q @ p.T, axis=1)
     assert dict(zip(questions, ranked.tolist(), strict=True)) == questions
+
+
+def test_default_export_runs_fused_kernels_with_torchs_vectors():
+    # The export rewrites each layer's attention into one fused node (faster, bench/README.md);
+    # a change of transformers' tracing or of onnxruntime's optimizer that stops the fusion
+    # would only show as a slower index, so it is checked here, with the vectors it gives.
+    import onnx
+
+    from rag.model.embed import load_embedder
+    from rag.model.onnx_encoder import GRAPHS
+
+    settings = Settings()
+    onnx_embedder = load_embedder(settings)
+    graph = onnx.load(str(onnx_embedder._folder / GRAPHS["onnx"])).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("Attention") == 12, sorted(set(ops))
+    assert ops.count("Softmax") == 0  # no attention left unfused
+    torch_embedder = load_embedder(Settings(encoder="torch"))
+    text = BULLETIN.read_text(encoding="utf-8")
+    passages = [p for p in text.split("\n\n") if len(p.strip()) > 10]
+    cos = np.sum(
+        onnx_embedder.encode_passages(passages) * torch_embedder.encode_passages(passages), 1
+    )
+    assert cos.min() >= 0.9999, cos.min()
