@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,16 @@ from rag.search.retriever import Filters, Retriever
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def dense_bytes(faiss_index: Any, vectors: np.ndarray) -> int:
+    """What the FAISS index holds besides the vectors: a copy of them when flat, its codes,
+    lists and centroids (or graph) otherwise."""
+    import faiss
+
+    if isinstance(faiss_index, faiss.IndexFlat):
+        return int(vectors.nbytes)
+    return int(faiss.serialize_index(faiss_index).nbytes)
 
 
 class Gathered:
@@ -163,7 +174,7 @@ def main() -> int:
             passage_vectors.nbytes
             + sentences.nbytes
             + sentence_of.nbytes
-            + (passage_vectors.nbytes if kind != "hnsw" else passage_vectors.nbytes * 1.2)
+            + dense_bytes(faiss_index, passage_vectors)
             + sum(
                 np.asarray(a).nbytes
                 for lx in (retriever.backend.lexical, retriever.backend.sentence_lexical)

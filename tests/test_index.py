@@ -336,6 +336,32 @@ def test_an_approximate_index_answers_like_the_exact_one(tmp_path, kind):
     assert ids.size and all(index.passages[i].region == "宁夏" for i in ids)
 
 
+def test_the_ivf_leg_filters_inside_and_returns_exact_cosines(monkeypatch):
+    # Vectors clustered as passages are (a few topics, each a spread around its centre), the
+    # filter large enough to go through the codes rather than the exact path.
+    import rag.index.dense as dense
+
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((20, 32))
+    vectors = (centres[rng.integers(0, 20, 4000)] + 0.6 * rng.standard_normal((4000, 32))).astype(
+        np.float32
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    leg = dense.DenseLeg(vectors, dense.dense_index(vectors, "ivf"))
+    assert leg.index.nlist == int(2 * np.sqrt(4000))
+    monkeypatch.setattr(dense, "EXACT_WITHIN", 0)
+    mask = np.arange(4000) % 3 != 0
+    recalls = []
+    for q in vectors[:40:2]:
+        ids, cosines = leg.top(q, 10, mask)
+        assert len(ids) == 10 and mask[ids].all()
+        assert np.allclose(cosines, vectors[ids] @ q)  # rescored: exact, best first
+        assert (np.diff(cosines) <= 0).all()
+        exact = np.argsort(-np.where(mask, vectors @ q, -np.inf))[:10]
+        recalls.append(len(set(ids.tolist()) & set(exact.tolist())) / 10)
+    assert np.mean(recalls) >= 0.8, recalls
+
+
 def test_the_build_saves_bm25_so_start_up_does_not_tokenize(built, monkeypatch):
     settings, _, embedder, _ = built
     index = _load(settings, embedder)
