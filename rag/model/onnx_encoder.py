@@ -82,7 +82,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
 
     if show_progress:
         print(f"exporting {model} to ONNX int8 in {out} ...", file=sys.stderr, flush=True)
-    # Eager attention traces to the plain pattern onnxruntime's optimizer fuses (`_fused`);
+    # Eager attention traces to the plain pattern onnxruntime's optimizer fuses (`_fuse`);
     # SDPA's traced graph it does not recognise. Same arithmetic either way.
     st = SentenceTransformer(model, device="cpu", model_kwargs={"attn_implementation": "eager"})
     pooling = _pooling(st)
