@@ -39,7 +39,7 @@ from rag.model.word_table import Split, WordTable, WordTableError, split_graph
 
 # Bumped when the export changes (graph, quantisation, the files written), so an old export is
 # made again rather than trusted.
-EXPORT_FORMAT = 4
+EXPORT_FORMAT = 5
 # The graph of each encoder (see above).
 GRAPHS = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
 CONFIG = "encoder.json"  # written last: an export folder without it is incomplete
@@ -113,7 +113,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
             )
         _fuse(fp32, transformer.config)  # type: ignore[union-attr]
         splits = []
-        for graph, ops in (("onnx", ["Gather"]), ("onnx-int8", ["Gather", "MatMul"])):
+        for graph, ops in (("onnx", ["Gather"]), ("onnx-int8", ["Gather", "MatMul", "Attention"])):
             quantize_dynamic(
                 str(fp32),
                 str(staging / GRAPHS[graph]),
