@@ -92,10 +92,10 @@ class DenseLeg:
         not the default share (bench/dense_recall.py)."""
         import faiss
 
-        n = min(n, len(self.vectors) if mask is None else int(mask.sum()))
+        admitted = None if mask is None else np.flatnonzero(mask)
+        n = min(n, len(self.vectors) if admitted is None else len(admitted))
         if n <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        admitted = None if mask is None else np.flatnonzero(mask)
         if admitted is not None and len(admitted) <= EXACT_WITHIN:
             # A filter that admits few passages leaves few of them in the groups a question
             # reads (a province's 5% of 1M, in a quarter of the groups): fewer than `n`, or
