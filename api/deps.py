@@ -21,11 +21,14 @@ bearer = HTTPBearer(
 )
 
 
-def get_state(request: Request) -> ServiceState:
+# The dependencies are coroutines although none of them waits on anything: FastAPI runs a plain
+# function on its thread pool, and each such hop (three a search) costs a thread hand-off that,
+# with 32 searches in flight, queues behind them.
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def get_retriever(state: Annotated[ServiceState, Depends(get_state)]) -> Retriever:
+async def get_retriever(state: Annotated[ServiceState, Depends(get_state)]) -> Retriever:
     if state.retriever is None:
         # Still loading, or (RAG_BACKEND=milvus) waiting for Milvus to answer: the probe says.
         raise ApiError(
@@ -37,7 +40,7 @@ def get_retriever(state: Annotated[ServiceState, Depends(get_state)]) -> Retriev
     return state.retriever
 
 
-def require_key(
+async def require_key(
     state: Annotated[ServiceState, Depends(get_state)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import re
 import shutil
 import statistics
@@ -125,6 +126,13 @@ def _memory_mb(pid: int) -> dict[str, float]:
     return fields
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time the process has used so far, user and system (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", required=True, help="an eval file; its questions are asked")
@@ -139,7 +147,15 @@ def main() -> None:
         queries = [json.loads(line)["question"] for line in rows if line.strip()]
     with running_service() as service:
         asyncio.run(_load(service.base, queries, 4, 3.0))  # warm-up: first requests pay imports
-        results = [load(service.base, queries, n, args.seconds) for n in args.clients]
+        results = []
+        for n in args.clients:
+            # The server's CPU over the load, in cores: 2.0 on this machine is every core busy,
+            # about 1.0 a process held by its one Python thread.
+            cpu, started = _cpu_seconds(service.pid), time.perf_counter()
+            results.append(load(service.base, queries, n, args.seconds))
+            results[-1]["cores"] = (_cpu_seconds(service.pid) - cpu) / (
+                time.perf_counter() - started
+            )
         memory = _memory_mb(service.pid)
     print(f"command: {' '.join(sys.argv)} (clients: {args.load})")
     print(f"server resident memory: {memory['VmRSS']:.0f} MB now, {memory['VmHWM']:.0f} MB at peak")
@@ -147,6 +163,7 @@ def main() -> None:
         print(
             f"{r['clients']:3d} clients: {r['searches_per_s']:6.1f} searches/s   "
             f"p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms   "
+            f"server CPU {r['cores']:.2f} cores   "
             f"({r['completed']} completed, {r['failed']} failed)"
         )
 
