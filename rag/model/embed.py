@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.model.folder import ensure_default_model
-from rag.model.onnx_encoder import OnnxEmbedder, ensure_export, export_folder
+from rag.model.onnx_encoder import EncoderUnsupported, OnnxEmbedder, ensure_export, export_folder
 from rag.settings import DEFAULT_MODEL_ID, Settings
 
 
@@ -86,7 +86,13 @@ def load_embedder(
             exported,
             model_id=settings.model,
             encoder=settings.encoder,
+            passage_encoder=settings.passage_encoder,
             batch_size=settings.embed_batch_size,
+        )
+    if settings.passage_encoder is not None:
+        raise EncoderUnsupported(
+            f"RAG_PASSAGE_ENCODER={settings.passage_encoder} picks one of the ONNX graphs; "
+            "with RAG_ENCODER=torch the passages are torch's too: unset RAG_PASSAGE_ENCODER"
         )
     return SentenceTransformerEmbedder(
         folder, model_id=settings.model, batch_size=settings.embed_batch_size
