@@ -28,3 +28,43 @@ def test_fold_keeps_k_distinct_and_gathers_later_copies() -> None:
     folded = fold([0, 1, 2, 3, 4], texts, k=2)
     # Both copies of the body fold into it, also the one after the second result was found.
     assert folded == [(0, [2, 4]), (1, [])]
+
+
+def _fold_pairwise(ranked, texts, k):
+    """fold as its docstring defines it: each candidate against each kept one, by
+    near_duplicates."""
+    kept = []
+    for i in ranked:
+        pairs = character_pairs(texts[i])
+        twin = next((entry for entry in kept if near_duplicates(entry[2], pairs)), None)
+        if twin is not None:
+            twin[1].append(i)
+        elif len(kept) < k:
+            kept.append((i, [], pairs))
+    return [(i, copies) for i, copies, _ in kept]
+
+
+def test_fold_finds_what_comparing_every_two_texts_finds() -> None:
+    # fold counts the shared pairs of all candidates at once; on the bulletin's paragraphs, with
+    # quotes and copies of them planted among them, it must agree with the pairwise test.
+    import random
+
+    from tests.conftest import BULLETIN
+
+    paragraphs = [p for p in BULLETIN.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    rng = random.Random(7)
+    folded_any = False
+    for _ in range(60):
+        texts = rng.sample(paragraphs, 20)
+        for _ in range(10):  # quotes of every length, some all of a paragraph
+            t = rng.choice(texts)
+            start = rng.randrange(len(t))
+            texts.append(" ".join(t[start : start + rng.randrange(1, 80)]))
+        texts += ["", "北", " \n "]
+        order = list(range(len(texts)))
+        rng.shuffle(order)
+        k = rng.randrange(1, 8)
+        expected = _fold_pairwise(order, texts, k)
+        assert fold(order, texts, k) == expected
+        folded_any = folded_any or any(copies for _, copies in expected)
+    assert folded_any  # the planted quotes were found, so the agreement means something

@@ -240,7 +240,7 @@ class Retriever:
                 duplicates=tuple(passages[found.ids[c]] for c in copies),
             )
             for rank, (j, copies) in enumerate(
-                fold(ranked, [self.passage_texts[i] for i in found.ids], k), start=1
+                fold(ranked, {j: self.passage_texts[found.ids[j]] for j in ranked}, k), start=1
             )
         ]
         verdict = self._verdict(question, hits, best_similarity)
