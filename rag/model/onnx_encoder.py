@@ -301,7 +301,11 @@ class OnnxEmbedder:
 
     def _session(self, graph: str) -> Any:
         """The ONNX Runtime session of `graph`, opened once: a service that only asks
-        questions never loads the passages' graph."""
+        questions never loads the passages' graph. Found without the lock once open: every
+        question comes here."""
+        session = self._sessions.get(graph)
+        if session is not None:
+            return session
         with self._session_lock:
             if graph not in self._sessions:
                 import onnxruntime as ort

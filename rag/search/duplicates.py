@@ -21,11 +21,15 @@ TEXT_BITS = 16
 
 def character_pairs(text: str) -> frozenset[int]:
     """The text's adjacent character pairs, whitespace ignored, each as one integer (the two
-    code points side by side: they fit in 21 bits each). Three times faster than slicing the
-    pairs out as strings, and a search folds its best 55 candidates (0.03 ms a passage)."""
+    code points side by side: they fit in 21 bits each). With `near_duplicates`, the
+    definition `fold` computes for all its candidates at once."""
     squashed = "".join(text.split())
-    points = np.frombuffer(squashed.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    return frozenset(((points[:-1] << np.uint64(21)) | points[1:]).tolist())
+    return frozenset(_pair_codes(np.frombuffer(squashed.encode("utf-32-le"), np.uint32)).tolist())
+
+
+def _pair_codes(points: np.ndarray) -> np.ndarray:
+    """Each code point beside the next, as one 42-bit integer."""
+    return (points[:-1].astype(np.uint64) << np.uint64(21)) | points[1:]
 
 
 def near_duplicates(a: frozenset[int], b: frozenset[int]) -> bool:
@@ -67,7 +71,7 @@ def _near_duplicate_matrix(texts: Sequence[str]) -> np.ndarray:
     points = np.frombuffer("".join(squashed).encode("utf-32-le"), dtype=np.uint32)
     owner = np.repeat(np.arange(n, dtype=np.uint64), [len(t) for t in squashed])
     within = owner[:-1] == owner[1:]  # neighbours in one text, not across two
-    pairs = (points[:-1].astype(np.uint64) << np.uint64(21)) | points[1:]
+    pairs = _pair_codes(points)
     # Pair (42 bits) then text, sorted: each text's distinct pairs, grouped by pair. A plain
     # sort, and a comparison with the neighbour, where np.unique hashes them.
     keyed = np.sort((pairs[within] << np.uint64(TEXT_BITS)) | owner[:-1][within])
