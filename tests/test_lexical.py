@@ -38,3 +38,43 @@ def test_no_rows_or_no_terms_score_nothing(paragraphs: list[str]) -> None:
     index = LexicalIndex(paragraphs, "bigram")
     assert index.scores_at(index.term_ids("商业航天"), np.zeros(0, np.int64)).shape == (0,)
     assert not index.scores_at(np.zeros(0, np.int64), np.arange(3)).any()
+
+
+@pytest.fixture(scope="module")
+def recombined(paragraphs: list[str]) -> list[str]:
+    """3,000 texts of 1 to 4 of the bulletin's sentences drawn at random: posting lists as long,
+    relative to the corpus, as an archive's."""
+    sentences = [s for p in paragraphs for s in p.split("。") if len(s) > 4]
+    rng = np.random.default_rng(7)
+    return ["。".join(rng.choice(sentences, size=rng.integers(1, 5))) for _ in range(3000)]
+
+
+@pytest.mark.parametrize("short", [0, 64, 2048])
+def test_the_pruned_top_n_is_the_top_n_of_full_bm25(recombined: list[str], short: int) -> None:
+    """rag.index.pruned: the rarest terms read whole, the common ones looked up for the passages
+    that can still reach the N; the same documents and scores as ranking every text, filtered
+    or not, with a term asked twice counting twice."""
+    from rag.index.dense import top
+    from rag.index.pruned import top_n
+
+    index = LexicalIndex(recombined, "bigram")
+    rng = np.random.default_rng(11)
+    questions = ["北京商业航天2028目标是什么", "氢能 氢能 走廊", "光伏产业发展的情况", "是的"]
+    questions += [s[:12] for s in rng.choice(recombined, size=30)]
+    skipped = 0
+    for question in questions:
+        terms = index.term_ids(question)
+        for n, admitted in ((10, None), (200, None), (20, rng.random(len(recombined)) < 0.3)):
+            full = index.scores_of(terms)
+            if admitted is not None:
+                full[~admitted] = 0.0
+            expected = top(full, min(n, int(np.count_nonzero(full))))
+            found = top_n(index._postings_by_term, terms, n, admitted, index._scratch, short=short)
+            assert found.ids.tolist() == expected.tolist(), question
+            np.testing.assert_allclose(found.scores, full[expected], rtol=1e-5)
+            skipped += found.looked_up > 0
+    # The pruning was exercised, not only the full reading (the test could pass without it).
+    assert skipped >= (20 if short < 2048 else 0)
+    # Nothing is left in the scratch arrays for the next search.
+    scores, seen = index._scratch.arrays(len(recombined))
+    assert not scores.any() and not seen.any()

@@ -148,12 +148,7 @@ class LocalBackend:
         self, search: str, n: int, scope: Scope | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The `n` best BM25 passages for `search` among the admitted; none sharing no term."""
-        scores = self.lexical.scores_of(self.lexical.term_ids(search))
-        admitted = self._admitted(scope)
-        if admitted is not None:
-            scores[~admitted] = 0.0
-        ids = top(scores, min(n, int(np.count_nonzero(scores))))
-        return ids, scores[ids]
+        return self.lexical.top(self.lexical.term_ids(search), n, self._admitted(scope))
 
     def dense_cosines(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
         return self.dense.cosines(vector, ids)
