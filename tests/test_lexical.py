@@ -82,3 +82,11 @@ def test_the_pruned_top_n_is_the_top_n_of_full_bm25(recombined: list[str], short
     # Nothing is left in the scratch arrays for the next search.
     for name in ("scores", "seen", "asked"):
         assert not index._scratch.arrays[name].any(), name
+
+
+@pytest.mark.parametrize("word", ["发展", "商业航天", "氢能走廊", "光", "不存在的词语"])
+def test_containing_is_the_texts_holding_every_pair(recombined: list[str], word: str) -> None:
+    index = LexicalIndex(recombined, "bigram")
+    pairs = [word[i : i + 2] for i in range(len(word) - 1)] or [word]
+    expected = [i for i, t in enumerate(recombined) if all(p in t for p in pairs)]
+    assert index.containing(word).tolist() == expected

@@ -130,14 +130,22 @@ class LexicalIndex:
         if self.how == "bigram" and len(terms) > 1:
             terms = [t for t in terms if len(t) > 1] or terms  # pairs, not single characters
         scores = self._bm25.scores
-        found: np.ndarray | None = None
-        for term in dict.fromkeys(terms):
-            slot = self._bm25.vocab_dict.get(term)
-            if slot is None:
+        indptr, indices = scores["indptr"], scores["indices"]
+        slots = [self._bm25.vocab_dict.get(term) for term in dict.fromkeys(terms)]
+        if not slots or None in slots:
+            return np.zeros(0, dtype=np.int64)
+        # Shortest postings first, each kept document looked up in the next by binary search:
+        # intersect1d sorts both lists, and a common pair's postings run to hundreds of
+        # thousands at a million passages.
+        slots.sort(key=lambda t: int(indptr[t + 1] - indptr[t]))
+        found = indices[indptr[slots[0]] : indptr[slots[0] + 1]]
+        for slot in slots[1:]:
+            docs = indices[indptr[slot] : indptr[slot + 1]]
+            if not len(found) or not len(docs):
                 return np.zeros(0, dtype=np.int64)
-            docs = scores["indices"][scores["indptr"][slot] : scores["indptr"][slot + 1]]
-            found = docs if found is None else np.intersect1d(found, docs, assume_unique=True)
-        return np.zeros(0, dtype=np.int64) if found is None else np.asarray(found, np.int64)
+            at = np.minimum(np.searchsorted(docs, found), len(docs) - 1)
+            found = found[docs[at] == found]
+        return np.asarray(found, dtype=np.int64)
 
     def term_ids(self, question: str) -> np.ndarray:
         """The question's search terms that the texts use, as vocabulary slots (a term the
