@@ -49,39 +49,21 @@ def recombined(paragraphs: list[str]) -> list[str]:
     return ["。".join(rng.choice(sentences, size=rng.integers(1, 5))) for _ in range(3000)]
 
 
-@pytest.mark.parametrize("short", [0, 64, 2048])
-def test_the_pruned_top_n_is_the_top_n_of_full_bm25(recombined: list[str], short: int) -> None:
-    """rag.index.pruned: the rarest terms read whole, the common ones looked up for the passages
-    that can still reach the N; the same documents and scores as ranking every text, filtered
-    or not, with a term asked twice counting twice."""
-    from rag.index.dense import top
-    from rag.index.pruned import top_n
-
+def test_candidates_scored_by_their_own_terms_equal_full_bm25(recombined: list[str]) -> None:
+    """The reading by text (a gather of the asked terms' counts over the vocabulary) is BM25 over
+    all texts, read at the rows, with a repeated term counted twice; the scratch array it uses
+    is left zero for the next search."""
     index = LexicalIndex(recombined, "bigram")
     rng = np.random.default_rng(11)
-    questions = ["北京商业航天2028目标是什么", "氢能 氢能 走廊", "光伏产业发展的情况", "是的"]
-    questions += [s[:12] for s in rng.choice(recombined, size=30)]
-    skipped = 0
+    questions = ["北京商业航天2028目标是什么", "氢能 氢能 走廊", "光伏产业发展的情况"]
+    questions += [s[:12] for s in rng.choice(recombined, size=20)]
     for question in questions:
         terms = index.term_ids(question)
         rows = np.sort(rng.choice(len(recombined), size=300, replace=False))
         np.testing.assert_allclose(
             index._scores_by_text(terms, rows), index.scores_of(terms)[rows], rtol=1e-5
         )
-        for n, admitted in ((10, None), (200, None), (20, rng.random(len(recombined)) < 0.3)):
-            full = index.scores_of(terms)
-            if admitted is not None:
-                full[~admitted] = 0.0
-            expected = top(full, min(n, int(np.count_nonzero(full))))
-            found = top_n(index._postings_by_term, terms, n, admitted, index._scratch, short=short)
-            assert found.ids.tolist() == expected.tolist(), question
-            np.testing.assert_allclose(found.scores, full[expected], rtol=1e-5)
-            skipped += found.looked_up > 0
-    # The pruning was exercised, not only the full reading (the test could pass without it).
-    assert skipped >= (20 if short < 2048 else 0)
-    # Nothing is left in the scratch arrays for the next search.
-    for name in ("scores", "seen", "asked"):
-        assert not index._scratch.arrays[name].any(), name
+    assert not index._scratch.arrays["asked"].any()
 
 
 @pytest.mark.parametrize("word", ["发展", "商业航天", "氢能走廊", "光", "不存在的词语"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,6 @@ import numpy as np
 
 from rag.index.dense import top
 from rag.index.integrity import DamagedFile, check_array
-from rag.index.pruned import Postings, Scratch, top_n
 
 Tokenizer = Literal["jieba", "bigram"]
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+|[A-Za-z]+|\d+(?:\.\d+)?%?")
@@ -33,10 +33,6 @@ _TITLE = re.compile(r"《([^《》]{1,80})》")
 LENGTH_NORMALISATION = 0.3
 # Bumped when tokenize() changes, so saved indexes are rebuilt rather than trusted.
 TOKENIZER_VERSION = 2
-# Below this many postings over a question's terms, the lexical top N sums them all: bm25s does
-# it in about 5 ns a posting (0.2 ms for an archive question's 38,000), where the pruned reading
-# (rag.index.pruned) spends about a millisecond on its term-by-term steps whatever the corpus.
-READ_WHOLE_BELOW = 300_000
 # Where an index build keeps the BM25 indexes, so the service does not tokenize at start-up.
 LEXICAL_DIR = "lexical"
 
@@ -88,10 +84,6 @@ class LexicalIndex:
                 bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False
             )
         self._by_text = _by_text(self._bm25.scores, self._size)
-        scores = self._bm25.scores
-        self._postings_by_term = Postings.of(
-            scores["indptr"], scores["indices"], scores["data"], self._size
-        )
         self._scratch = Scratch()
 
     def save(self, folder: Path, texts: Sequence[str]) -> None:
@@ -169,17 +161,18 @@ class LexicalIndex:
         self, terms: np.ndarray, n: int, admitted: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The `n` texts with the best BM25 for these term slots among the `admitted` (a mask;
-        all when None), best first, and their scores; only texts holding some term
-        (rag.index.pruned: the common terms' postings are mostly not read)."""
-        indptr = self._bm25.scores["indptr"]
-        if int((indptr[terms + 1] - indptr[terms]).sum()) < READ_WHOLE_BELOW:
-            scores = self.scores_of(terms)
-            if admitted is not None:
-                scores[~admitted] = 0.0
-            ids = top(scores, min(n, int(np.count_nonzero(scores))))
-            return ids, scores[ids]
-        found = top_n(self._postings_by_term, terms, n, admitted, self._scratch)
-        return found.ids, found.scores
+        all when None), best first, and their scores; only texts holding some term.
+
+        Every posting of every term is summed (bm25s, about 5 ns a posting: 16.6 ms for a
+        question's 4M postings at 1M passages). MaxScore, the rarest terms read whole and the
+        common characters looked up only for the passages that could still reach the N, read
+        29% of the postings there yet took 37 ms: the N-th score stays below what the common
+        characters could add, so 100,000 passages had to be looked up in each of them."""
+        scores = self.scores_of(terms)
+        if admitted is not None:
+            scores[~admitted] = 0.0
+        ids = top(scores, min(n, int(np.count_nonzero(scores))))
+        return ids, scores[ids]
 
     def scores_at(self, terms: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The BM25 scores of the texts `rows` (sorted, distinct) only, read either from the
@@ -233,6 +226,19 @@ class LexicalIndex:
             starts - (np.cumsum(lengths) - lengths), lengths
         )
         return indices[entries].astype(np.int64), data[entries].astype(np.float64)
+
+
+class Scratch(threading.local):
+    """Per-thread arrays kept zero between searches, so that a search touches only the entries
+    it needs rather than allocating an array the size of the vocabulary. Whoever writes into
+    one sets those entries back before returning."""
+
+    def zeros(self, name: str, size: int, dtype: type) -> np.ndarray:
+        arrays: dict[str, np.ndarray] = self.__dict__.setdefault("arrays", {})
+        found = arrays.get(name)
+        if found is None or len(found) != size:
+            found = arrays[name] = np.zeros(size, dtype=dtype)
+        return found
 
 
 def _by_text(scores: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
