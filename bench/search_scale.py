@@ -20,7 +20,8 @@ Run (the archive index must exist, `RAG_INDEX_DIR=index-archive rag index corpus
 
 `--keep DIR` keeps each size's BM25 indexes and FAISS index under DIR/<size>-<kind> and reuses
 them on the next run (the passages are drawn again from the same seed, and the BM25 indexes are
-only trusted when built from the same texts): at 1M the build is 16 minutes, a rerun a few.
+only trusted when built from the same texts; the FAISS index only by its size, so delete DIR
+after changing how dense indexes are built): at 1M the build is 16 minutes, a rerun a few.
 """
 
 from __future__ import annotations

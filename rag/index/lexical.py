@@ -137,7 +137,7 @@ class LexicalIndex:
                 return np.zeros(0, dtype=np.int64)
             at = np.minimum(np.searchsorted(docs, found), len(docs) - 1)
             found = found[docs[at] == found]
-        return np.asarray(found, dtype=np.int64)
+        return np.array(found, dtype=np.int64)  # a copy, never a view of the postings
 
     def term_ids(self, question: str) -> np.ndarray:
         """The question's search terms that the texts use, as vocabulary slots (a term the
