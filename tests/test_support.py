@@ -89,3 +89,30 @@ def test_english_phrases_are_rendered_by_the_senses_the_bulletins_use():
     )
     # The phrase before its words (公共交通, not 交通); "how many" names nothing (几个).
     assert set(rendered) == {"公共交通", "山东", "徒弟"}
+
+
+def test_words_apart_counts_each_word_once_whatever_its_forms() -> None:
+    """Against the definition: some passage holds two different words (any of a word's forms
+    counting for it, a passage holding two forms of one word counting once)."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        size = int(rng.integers(1, 60))
+        words = [
+            [f"w{w}f{f}" for f in range(int(rng.integers(1, 4)))]
+            for w in range(int(rng.integers(2, 5)))
+        ]
+        held = {
+            form: np.sort(rng.choice(size, size=min(size, int(rng.integers(0, 4))), replace=False))
+            for forms in words
+            for form in forms
+        }
+        holders = [set().union(*(held[f].tolist() for f in forms)) for forms in words]
+        together = any(holders[a] & holders[b] for a in range(len(words)) for b in range(a))
+        used = all(holders)
+        for large in (False, True):
+            expected = not together
+            if not used and not large:
+                expected = False
+            if len(words) == 2 and used:
+                expected = False
+            assert words_apart(words, held.__getitem__, large=large) == expected, (words, held)
