@@ -175,8 +175,9 @@ def main() -> int:
         kind = args.kind
         if kind == "auto":
             kind = "ivf" if size > settings.approximate_above else "flat"
-        home = Path(tempfile.mkdtemp(prefix="search-scale-"))
-        if args.keep is not None:
+        if args.keep is None:
+            home = Path(tempfile.mkdtemp(prefix="search-scale-"))
+        else:
             home = args.keep / f"{size}-{kind}"
             home.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()

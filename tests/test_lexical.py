@@ -51,7 +51,7 @@ def recombined(paragraphs: list[str]) -> list[str]:
 
 def test_candidates_scored_by_their_own_terms_equal_full_bm25(recombined: list[str]) -> None:
     """The reading by text (a gather of the asked terms' counts over the vocabulary) is BM25 over
-    all texts, read at the rows, with a repeated term counted twice; the scratch array it uses
+    all texts, read at the rows, with a repeated term counted twice; the array of counts it uses
     is left zero for the next search."""
     index = LexicalIndex(recombined, "bigram")
     rng = np.random.default_rng(11)
@@ -63,7 +63,7 @@ def test_candidates_scored_by_their_own_terms_equal_full_bm25(recombined: list[s
         np.testing.assert_allclose(
             index._scores_by_text(terms, rows), index.scores_of(terms)[rows], rtol=1e-5
         )
-    assert not index._scratch.arrays["asked"].any()
+    assert not index._asked.counts.any()
 
 
 @pytest.mark.parametrize("word", ["发展", "商业航天", "氢能走廊", "光", "不存在的词语"])

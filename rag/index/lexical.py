@@ -84,7 +84,9 @@ class LexicalIndex:
                 bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False
             )
         self._by_text = _by_text(self._bm25.scores, self._size)
-        self._scratch = Scratch()
+        # Per thread, how often the question asks each term, over the vocabulary (kept zero
+        # between calls by _scores_by_text, which sets back what it wrote).
+        self._asked = threading.local()
 
     def save(self, folder: Path, texts: Sequence[str]) -> None:
         """Write the index to `folder`, marked with what it was built from."""
@@ -203,7 +205,9 @@ class LexicalIndex:
         # question repeats counts again, as in bm25s): one gather tells each entry's share,
         # where a binary search among the asked terms cost twice as long (bench: 2.1 -> 0.8
         # ms for an archive question's 1,600 sentences).
-        asked = self._scratch.zeros("asked", len(self._bm25.scores["indptr"]) - 1, np.float32)
+        asked = getattr(self._asked, "counts", None)
+        if asked is None:
+            asked = self._asked.counts = np.zeros(len(self._bm25.scores["indptr"]) - 1, np.float32)
         np.add.at(asked, terms, 1.0)
         try:
             chosen = weights[entries] * asked[held[entries]]
@@ -226,19 +230,6 @@ class LexicalIndex:
             starts - (np.cumsum(lengths) - lengths), lengths
         )
         return indices[entries].astype(np.int64), data[entries].astype(np.float64)
-
-
-class Scratch(threading.local):
-    """Per-thread arrays kept zero between searches, so that a search touches only the entries
-    it needs rather than allocating an array the size of the vocabulary. Whoever writes into
-    one sets those entries back before returning."""
-
-    def zeros(self, name: str, size: int, dtype: type) -> np.ndarray:
-        arrays: dict[str, np.ndarray] = self.__dict__.setdefault("arrays", {})
-        found = arrays.get(name)
-        if found is None or len(found) != size:
-            found = arrays[name] = np.zeros(size, dtype=dtype)
-        return found
 
 
 def _by_text(scores: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
