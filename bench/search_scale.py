@@ -10,7 +10,8 @@ preference, duplicate folding, highlights and the verdict, not the encoder (see
 bench/http_latency.py for that).
 
 For each size it prints: search p50/p99 without and with a region filter, the dense leg's
-recall@10 against exact search (the same vectors, brute force), the index's size in memory and
+recall@10 against exact search (the same vectors, brute force), the lexical leg's against its
+exact sum when it is approximate (above RAG_APPROXIMATE_ABOVE), the index's size in memory and
 the process's resident memory.
 
 Run (the archive index must exist, `RAG_INDEX_DIR=index-archive rag index corpus archive`):
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from rag.index.dense import dense_index
-from rag.index.lexical import LEXICAL_DIR, save_lexical
+from rag.index.lexical import LEXICAL_DIR, LexicalIndex, save_lexical
 from rag.index.store import LoadedIndex, load_index
 from rag.model.embed import load_embedder
 from rag.search.retriever import Filters, Retriever
@@ -221,6 +222,7 @@ def main() -> int:
             exact = np.argsort(-(passage_vectors @ vectors[q]))[:10]
             found, _ = retriever.backend.dense_top(vectors[q], 10, None)
             recalls.append(len(set(exact.tolist()) & set(found.tolist())) / 10)
+        lexical = lexical_recall(retriever.backend.lexical, questions)
         for q in questions[:5]:
             retriever.answer(q, k=5)  # warm-up
         for label, filters in (("no filter", None), ("region filter", Filters(region="北京"))):
@@ -236,6 +238,12 @@ def main() -> int:
                 f"  p99 {p99:6.1f} ms"
             )
         print(f"{size:>9} passages dense recall@10 against exact: {statistics.mean(recalls):.3f}")
+        if lexical:
+            print(
+                f"{size:>9} passages lexical (approximate) against exact: recall@10 "
+                f"{lexical[0]:.3f}, recall@200 {lexical[1]:.3f}; top 200 p50 {lexical[2]:.1f} ms "
+                f"against {lexical[3]:.1f} ms exact"
+            )
         if args.profile:
             profile(retriever, questions)
         print(f"{size:>9} passages RSS after searching {rss_mb():.0f} MB")
@@ -243,6 +251,37 @@ def main() -> int:
         if args.keep is None:
             shutil.rmtree(home)
     return 0
+
+
+def lexical_recall(lexical: LexicalIndex, questions: list[str]) -> tuple[float, ...] | None:
+    """The approximate lexical top 200 against the exact one, when the index is approximate:
+    the share of the exact best 10 and 200 that it finds (a text tied with the exact k-th
+    counts as found: synthetic passages share sentences, so ties are many), and both p50s."""
+    if not lexical.approximate:
+        return None
+    found: dict[int, list[float]] = {10: [], 200: []}
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    for q in questions:
+        terms = lexical.term_ids(q)
+        runs = {}
+        for approximate in (True, False):
+            lexical.approximate = approximate
+            started = time.perf_counter()
+            runs[approximate] = lexical.top(terms, 200)[1]
+            timings[approximate].append((time.perf_counter() - started) * 1000)
+        lexical.approximate = True
+        got, exact = runs[True], runs[False]
+        for k, shares in found.items():
+            if len(exact):
+                cut = exact[min(k, len(exact)) - 1]
+                reached = int((got[:k] >= cut * (1 - 1e-5)).sum())
+                shares.append(min(reached, min(k, len(exact))) / min(k, len(exact)))
+    return (
+        statistics.mean(found[10]),
+        statistics.mean(found[200]),
+        statistics.median(timings[True]),
+        statistics.median(timings[False]),
+    )
 
 
 def profile(retriever: Retriever, questions: list[str]) -> None:

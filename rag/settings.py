@@ -119,7 +119,9 @@ class Settings(BaseSettings):
     approximate_above: int = Field(
         200_000,
         ge=1,
-        description="'auto' switches from exact search to IVF above this many passages",
+        description="above this many passages 'auto' builds IVF-PQ instead of exact search, "
+        "and the lexical leg finds its candidates by the question's rarer terms only "
+        "(rag.index.lexical)",
     )
 
     # --- where the index lives (rag.index.milvus) ---

@@ -77,3 +77,18 @@ def test_upserting_an_existing_id_replaces_it(backend):
 def test_an_upsert_must_bring_its_vectors(backend):
     with pytest.raises(ValueError, match="one vector"):
         backend.upsert([_passage(backend, "x", NEW_TEXT)], np.zeros((0, 64)), [[]], [])
+
+
+def test_the_lexical_top_turns_approximate_above_the_setting_and_stays_so_after_writes(
+    backend: LocalBackend,
+) -> None:
+    """As the dense leg, the lexical leg is exact up to RAG_APPROXIMATE_ABOVE passages and
+    approximate above (rag.index.lexical.LexicalIndex.top); a write rebuilds BM25 and keeps it."""
+    assert backend.approximate_above is None and not backend.lexical.approximate
+    count = len(backend.passages)
+    above = LocalBackend(backend.index, "bigram", approximate_above=count - 1)
+    assert above.lexical.approximate
+    _upsert(above, _passage(above, "new-1", NEW_TEXT))
+    assert above.lexical.approximate  # the rebuilt index keeps the choice
+    at = LocalBackend(backend.index, "bigram", approximate_above=count)
+    assert not at.lexical.approximate

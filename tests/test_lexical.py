@@ -72,3 +72,69 @@ def test_containing_is_the_texts_holding_every_pair(recombined: list[str], word:
     pairs = [word[i : i + 2] for i in range(len(word) - 1)] or [word]
     expected = [i for i, t in enumerate(recombined) if all(p in t for p in pairs)]
     assert index.containing(word).tolist() == expected
+
+
+def _exact_top(index: LexicalIndex, terms: np.ndarray, n: int, admitted=None):
+    index.approximate = False
+    try:
+        return index.top(terms, n, admitted)
+    finally:
+        index.approximate = True
+
+
+def test_approximate_top_is_its_definition(recombined: list[str]) -> None:
+    """Above RAG_APPROXIMATE_ABOVE the lexical top N is: the best POOL * N texts by the rarer
+    terms' BM25 (held by at most COMMON_SHARE of the texts), scored by every term, the best N
+    kept, best first, within the mask. Checked against that definition by brute force."""
+    from rag.index.lexical import COMMON_SHARE, POOL
+
+    index = LexicalIndex(recombined, "bigram")
+    index.approximate = True
+    indptr = index._bm25.scores["indptr"]
+    admitted = np.random.default_rng(3).random(len(recombined)) < 0.5
+    taken = 0
+    for question in ["北京商业航天2028目标是什么", "光伏产业发展的情况", "氢能产业走廊建设"]:
+        terms = index.term_ids(question)
+        rare = terms[(indptr[terms + 1] - indptr[terms]) <= COMMON_SHARE * len(recombined)]
+        full = index.scores_of(terms)
+        for mask in (None, admitted):
+            partial = index.scores_of(rare)
+            if mask is not None:
+                partial[~mask] = 0
+            if 0 < len(rare) < len(terms) and np.count_nonzero(partial) >= 10:
+                taken += 1
+                order = np.lexsort((np.arange(len(partial)), -partial))
+                pool = order[: min(POOL * 10, np.count_nonzero(partial))]
+                pool = pool[np.lexsort((pool, -full[pool]))]
+                wanted = pool[:10]
+            else:
+                wanted = _exact_top(index, terms, 10, mask)[0]
+            ids, scores = index.top(terms, 10, mask)
+            np.testing.assert_allclose(scores, full[ids], rtol=1e-5)
+            np.testing.assert_allclose(scores, full[wanted], rtol=1e-5)
+            assert (np.diff(scores) <= 1e-6).all()
+            if mask is not None:
+                assert mask[ids].all()
+    assert taken >= 4  # the approximate path, not only the fallback, was checked
+
+
+def test_approximate_top_misses_what_only_common_terms_find_and_falls_back_when_it_must() -> None:
+    """A text holding only common characters, however often, is not found by the rarer terms:
+    that is what the approximation gives up. A question of common characters only, or whose
+    rarer terms are in fewer than N texts, is scored exactly."""
+    texts = ["产业发展" * 20] + ["产业发展情况" + "一" * (i % 7) for i in range(500)]
+    texts += ["光伏" + "二" * (i % 5) for i in range(90)] + ["其他内容" for _ in range(409)]
+    index = LexicalIndex(texts, "bigram")
+    index.approximate = True
+    terms = index.term_ids("光伏产业发展")
+    exact_ids, _ = _exact_top(index, terms, 2)
+    assert 0 in exact_ids.tolist()  # the premise: the common characters' text is first
+    ids, _ = index.top(terms, 2)
+    assert 0 not in ids.tolist() and all(texts[i].startswith("光伏") for i in ids)
+    # More asked for than the 90 texts holding 光伏: the exact sum decides.
+    ids = index.top(terms, 100)[0]
+    exact_ids = _exact_top(index, terms, 100)[0]
+    assert ids.tolist() == exact_ids.tolist() and 0 in ids.tolist()
+    # Only common characters asked: the exact sum.
+    common = index.term_ids("产业发展")
+    assert index.top(common, 3)[0].tolist() == _exact_top(index, common, 3)[0].tolist()

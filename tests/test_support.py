@@ -116,3 +116,34 @@ def test_words_apart_counts_each_word_once_whatever_its_forms() -> None:
             if len(words) == 2 and used:
                 expected = False
             assert words_apart(words, held.__getitem__, large=large) == expected, (words, held)
+
+
+def test_a_text_holding_two_words_settles_words_apart_as_the_postings_would() -> None:
+    """held_together over texts cut into terms agrees with the index's own `containing`: when it
+    says two words are held by one of the texts, words_apart over the postings says they are not
+    apart; when it says no text holds two, none of those texts holds two by the postings. Words
+    of one, two and three characters, a stop character (是, no terms) and a form the texts never
+    use."""
+    from rag.index.lexical import tokenize, word_terms
+    from rag.verdict.support import held_together
+
+    texts = ["红烧牛肉面很受欢迎", "排骨价格上涨", "这家饭店的菜好吃", "工业增加值增长，山城重庆"]
+    texts += ["牛肉价格上涨", "重庆的工业", "是", "红烧排骨好吃"]
+    index = LexicalIndex(texts, "bigram")
+    vocabulary = ["红烧", "牛肉面", "排骨", "价格", "好吃", "工业", "重庆", "山城", "是", "比特币"]
+    terms = [set(tokenize(t, "bigram")) for t in texts]
+    rng = np.random.default_rng(9)
+    outcomes = set()
+    for _ in range(200):
+        chosen = rng.choice(vocabulary, size=int(rng.integers(2, 5)), replace=False)
+        words = [[str(w)] for w in chosen]
+        wanted = [[word_terms(f, "bigram") for f in forms] for forms in words]
+        rows = rng.choice(len(texts), size=int(rng.integers(1, 4)), replace=False)
+        together = held_together(wanted, (terms[r] for r in rows))
+        holders = [set(index.containing(forms[0]).tolist()) for forms in words]
+        by_postings = any(sum(r in h for h in holders) >= 2 for r in rows)
+        assert together == by_postings, (words, rows)
+        if together:
+            assert not words_apart(words, index.containing, large=True)
+        outcomes.add(together)
+    assert outcomes == {True, False}

@@ -74,6 +74,12 @@ class SearchBackend(Protocol):
 
     def sentence_lexical_scores(self, search: str, rows: np.ndarray) -> np.ndarray: ...
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """What the texts were cut into search terms by: `containing` holds a passage when its
+        text, so cut, holds every term of the word (rag.index.lexical.word_terms)."""
+        ...
+
     def knows(self, word: str) -> bool: ...
 
     def containing(self, word: str) -> np.ndarray: ...
@@ -98,9 +104,14 @@ class LocalBackend:
     20 s for the archive): `rag index` rebuilds a whole corpus faster than many small writes.
     """
 
-    def __init__(self, index: LoadedIndex, tokenizer: Tokenizer) -> None:
+    def __init__(
+        self, index: LoadedIndex, tokenizer: Tokenizer, *, approximate_above: int | None = None
+    ) -> None:
         self.index = index
         self.tokenizer = tokenizer
+        # Above this many passages the lexical top N is found by the rarer terms only, as the
+        # dense leg is approximate there (rag.index.lexical.LexicalIndex.top).
+        self.approximate_above = approximate_above
         self._passages = list(index.passages)
         self.live = np.ones(len(self._passages), dtype=bool)
         self.dense = DenseLeg(index.vectors, index.faiss_index)
@@ -115,6 +126,11 @@ class LocalBackend:
         self._sentences = index.sentences
         self._sentence_vectors = index.sentence_vectors
         self._bounds()
+        self._approximate()
+
+    def _approximate(self) -> None:
+        limit = self.approximate_above
+        self.lexical.approximate = limit is not None and len(self._passages) > limit
 
     @property
     def passages(self) -> Sequence[Passage]:
@@ -223,3 +239,4 @@ class LocalBackend:
         self.sentence_lexical = LexicalIndex(
             sentence_texts(texts, self._sentences), self.tokenizer
         )
+        self._approximate()

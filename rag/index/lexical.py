@@ -33,6 +33,11 @@ _TITLE = re.compile(r"《([^《》]{1,80})》")
 LENGTH_NORMALISATION = 0.3
 # Bumped when tokenize() changes, so saved indexes are rebuilt rather than trusted.
 TOKENIZER_VERSION = 2
+# The approximate top N (LexicalIndex._top_from_rare): a term held by more than this share of
+# the texts finds none, and this many times N texts found by the others are scored exactly.
+# Chosen on 1M passages made from the archive (bench/search_scale.py, bench/README.md).
+COMMON_SHARE = 0.1
+POOL = 4
 # Where an index build keeps the BM25 indexes, so the service does not tokenize at start-up.
 LEXICAL_DIR = "lexical"
 
@@ -55,6 +60,16 @@ def tokenize(text: str, how: Tokenizer) -> list[str]:
             terms.extend(ch for ch in run if ch not in _STOP)
             terms.extend(run[i : i + 2] for i in range(len(run) - 1))
     return terms
+
+
+def word_terms(word: str, how: Tokenizer) -> list[str]:
+    """The search terms a text holds when it holds `word`, each once: for a word of two
+    characters or more cut into bigrams, its character pairs, not its single characters (a
+    text holding every pair of a word of three characters nearly always holds the word)."""
+    terms = tokenize(word, how)
+    if how == "bigram" and len(terms) > 1:
+        terms = [t for t in terms if len(t) > 1] or terms
+    return list(dict.fromkeys(terms))
 
 
 class LexicalIndex:
@@ -87,6 +102,9 @@ class LexicalIndex:
         # Per thread, how often the question asks each term, over the vocabulary (kept zero
         # between calls by _scores_by_text, which sets back what it wrote).
         self._asked = threading.local()
+        # Whether top() may find its texts by the rarer terms only (set by the backend for an
+        # index above RAG_APPROXIMATE_ABOVE texts, as the dense leg turns approximate there).
+        self.approximate = False
 
     def save(self, folder: Path, texts: Sequence[str]) -> None:
         """Write the index to `folder`, marked with what it was built from."""
@@ -120,12 +138,9 @@ class LexicalIndex:
         """The texts (by index) that hold every search term of `word`: for a word of two
         characters, exactly those holding it; for a longer one, those holding each of its
         character pairs (nearly always the word). Read from the BM25 postings, no text scan."""
-        terms = tokenize(word, self.how)
-        if self.how == "bigram" and len(terms) > 1:
-            terms = [t for t in terms if len(t) > 1] or terms  # pairs, not single characters
         scores = self._bm25.scores
         indptr, indices = scores["indptr"], scores["indices"]
-        slots = [self._bm25.vocab_dict.get(term) for term in dict.fromkeys(terms)]
+        slots = [self._bm25.vocab_dict.get(term) for term in word_terms(word, self.how)]
         if not slots or None in slots:
             return np.zeros(0, dtype=np.int64)
         # Shortest postings first, each kept document looked up in the next by binary search:
@@ -165,16 +180,45 @@ class LexicalIndex:
         """The `n` texts with the best BM25 for these term slots among the `admitted` (a mask;
         all when None), best first, and their scores; only texts holding some term.
 
-        Every posting of every term is summed (bm25s, about 5 ns a posting: 16.6 ms for a
-        question's 4M postings at 1M passages). MaxScore, the rarest terms read whole and the
-        common characters looked up only for the passages that could still reach the N, read
-        29% of the postings there yet took 37 ms: the N-th score stays below what the common
-        characters could add, so 100,000 passages had to be looked up in each of them."""
+        Exact, every posting of every term summed (bm25s, about 5 ns a posting: 16.6 ms for a
+        question's 4M postings at 1M passages), unless the index is `approximate`; then
+        `_top_from_rare`. MaxScore, the rarest terms read whole and the common characters
+        looked up only for the passages that could still reach the N, read 29% of the postings
+        at 1M yet took 37 ms: the N-th score stays below what the common characters could add,
+        so 100,000 passages had to be looked up in each of them."""
+        if self.approximate:
+            found = self._top_from_rare(terms, n, admitted)
+            if found is not None:
+                return found
         scores = self.scores_of(terms)
         if admitted is not None:
             scores[~admitted] = 0.0
         ids = top(scores, min(n, int(np.count_nonzero(scores))))
         return ids, scores[ids]
+
+    def _top_from_rare(
+        self, terms: np.ndarray, n: int, admitted: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The approximate top N (quit-and-continue): the texts are found by the terms held by
+        at most COMMON_SHARE of them, the best POOL * n by those terms' BM25 scored exactly
+        by every term, and the best n of them kept. A text that only the common terms would
+        bring in (这, 业, 发 held by a third of the passages and more) is missed; those are
+        most of the postings. None, for the exact sum, when every term is common or none is, or
+        when fewer than n texts hold a rare one."""
+        indptr = self._bm25.scores["indptr"]
+        rare = terms[(indptr[terms + 1] - indptr[terms]) <= COMMON_SHARE * self._size]
+        if not len(rare) or len(rare) == len(terms):
+            return None
+        partial = self.scores_of(rare)
+        if admitted is not None:
+            partial[~admitted] = 0.0
+        found = int(np.count_nonzero(partial))
+        if found < n:  # too few texts hold a rare term: the common ones must find the rest
+            return None
+        pool = np.sort(top(partial, min(POOL * n, found)))
+        scores = self.scores_at(terms, pool)
+        best = top(scores, min(n, len(pool)))
+        return pool[best], scores[best]
 
     def scores_at(self, terms: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The BM25 scores of the texts `rows` (sorted, distinct) only, read either from the

@@ -10,7 +10,7 @@ import numpy as np
 from rag.documents import Passage
 from rag.index.backend import LocalBackend, Scope, SearchBackend
 from rag.index.dense import top
-from rag.index.lexical import Tokenizer
+from rag.index.lexical import Tokenizer, tokenize, word_terms
 from rag.index.store import LoadedIndex
 from rag.mode import Mode
 from rag.model.embed import Embedder
@@ -21,7 +21,7 @@ from rag.search.highlight import answering_span
 from rag.search.question import QueryError, Question, parse
 from rag.settings import Settings
 from rag.verdict.answerable import Verdict, judge, nothing_admitted, nothing_to_search
-from rag.verdict.support import places_not_named, words_apart, years_not_stated
+from rag.verdict.support import held_together, places_not_named, words_apart, years_not_stated
 from rag.verdict.topic import Glossary, words_not_found
 
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
@@ -142,6 +142,7 @@ class Retriever:
         ),
         candidates: int = _DEFAULTS["candidates"],
         support_depth: int = _DEFAULTS["support_depth"],
+        approximate_above: int = _DEFAULTS["approximate_above"],
         glossary: Glossary | None = None,
     ) -> None:
         if candidates < 1:
@@ -156,7 +157,9 @@ class Retriever:
         # A built index on disk is searched here (FAISS + bm25s); any other backend (Milvus,
         # rag.index.milvus) comes ready-made.
         self.backend: SearchBackend = (
-            LocalBackend(index, lexical_tokenizer) if isinstance(index, LoadedIndex) else index
+            LocalBackend(index, lexical_tokenizer, approximate_above=approximate_above)
+            if isinstance(index, LoadedIndex)
+            else index
         )
         passages = self.backend.passages
         texts = [p.text for p in passages]
@@ -190,6 +193,7 @@ class Retriever:
             answer_floors=(settings.answer_floor_zh, settings.answer_floor_en),
             candidates=settings.candidates,
             support_depth=settings.support_depth,
+            approximate_above=settings.approximate_above,
             glossary=glossary,
         )
 
@@ -309,7 +313,7 @@ class Retriever:
             best_similarity,
             unknown_places=self.articles.unknown_places(named),
             words_not_found=words_not_found(question.text, self._uses, self.glossary, content),
-            words_apart=self._words_apart(question),
+            words_apart=self._words_apart(question, hits),
             years_not_found=years_not_stated(question.text, closest, leads) if closest else (),
             places_not_found=places_not_named(named, closest) if closest else (),
             floor_zh=self.floor_zh,
@@ -321,12 +325,19 @@ class Retriever:
         (rag.verdict.topic.Glossary.translate)."""
         return " ".join(self.glossary.translate(query, self._uses))
 
-    def _words_apart(self, question: Question) -> list[str]:
+    def _words_apart(self, question: Question, hits: list[Hit]) -> list[str]:
         """A Chinese question's content words when no passage uses two of them together
         (rag.verdict.support.words_apart). Not for English: a word rendered alone, out of its
-        phrase,
-        misses the passage the phrase names (hydrogen corridor)."""
+        phrase, misses the passage the phrase names (hydrogen corridor). The hits are read
+        first: when one holds two of the words, as for most answerable questions, no postings
+        are."""
         if not question.chinese:
+            return []
+        how = self.backend.tokenizer
+        wanted = [
+            [word_terms(self.reader(form), how) for form in parts] for _, parts in question.content
+        ]
+        if held_together(wanted, (set(tokenize(h.passage.text, how)) for h in hits)):
             return []
 
         def containing(form: str) -> np.ndarray:

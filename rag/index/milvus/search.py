@@ -26,7 +26,7 @@ from rag.documents import Passage, Span
 from rag.index import sparse
 from rag.index.backend import Scope, rows_of
 from rag.index.faults import BackendUnavailable
-from rag.index.lexical import Tokenizer, tokenize
+from rag.index.lexical import Tokenizer, tokenize, word_terms
 from rag.index.milvus import store
 from rag.settings import Settings
 
@@ -290,6 +290,11 @@ class MilvusBackend:
 
     # --- the words the bulletins use ---
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """What the texts were cut into search terms by (the seam's)."""
+        return self.how
+
     def knows(self, word: str) -> bool:
         """Whether the passages use every search term of `word` (LexicalIndex.knows)."""
         terms = [sparse.term_hash(t) for t in tokenize(word, self.how)]
@@ -299,11 +304,8 @@ class MilvusBackend:
         """The passages holding every search term of `word` (LexicalIndex.containing), from the
         catalog's postings: Milvus Lite scans an array field for `array_contains_all` (3.5 s a
         word over the archive), and the verdict asks this of every content word."""
-        terms = tokenize(word, self.how)
-        if self.how == "bigram" and len(terms) > 1:
-            terms = [t for t in terms if len(t) > 1] or terms
         found: np.ndarray | None = None
-        for h in sorted({sparse.term_hash(t) for t in terms}):
+        for h in sorted({sparse.term_hash(t) for t in word_terms(word, self.how)}):
             rows = self._holders.of(h)
             found = rows if found is None else np.intersect1d(found, rows, assume_unique=True)
         return np.zeros(0, dtype=np.int64) if found is None else found
