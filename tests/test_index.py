@@ -293,6 +293,26 @@ def test_region_filter_restricts_results(retriever, region):
     assert {h.passage.passage_id for h in hits} <= {p.passage_id for p in in_region}
 
 
+def test_region_masks_are_kept_read_only_and_stay_right_across_questions(retriever):
+    """The region masks are kept per set of regions (rag.search.articles): the same region
+    asked again, between others and with a province named, admits the same passages, and no
+    caller can write into a kept mask."""
+    articles = retriever.articles
+    first = {
+        r: retriever.search("产业发展", k=50, filters=Filters(region=r)) for r in ("北京", "四川")
+    }
+    for _ in range(2):
+        for region, hits in first.items():
+            again = retriever.search("产业发展", k=50, filters=Filters(region=region))
+            assert [h.passage.passage_id for h in again] == [h.passage.passage_id for h in hits]
+    mask = articles._in_regions(["四川"])
+    assert mask.any() and not mask.all()
+    with pytest.raises(ValueError):
+        mask[0] = not mask[0]
+    assert articles._in_regions(["四川", "北京"]).sum() > mask.sum()
+    assert articles._in_regions(["四川"]) is mask
+
+
 def test_filter_that_admits_nothing_returns_nothing(retriever):
     assert retriever.search("产业发展", filters=Filters(region="西藏")) == []
 

@@ -3,12 +3,13 @@
 Exact search reads every vector (the archive's 16,582 in about 1.5 ms, as one matrix-vector
 product). Above `RAG_APPROXIMATE_ABOVE` passages the index is an inverted file over 4-bit
 product-quantised codes read by FAISS's fast-scan kernels (IVF-PQ fast-scan): the vectors are
-grouped around `2 * sqrt(n)` centroids, a question reads the codes of the nearest quarter of
-the groups, and the best `RESCORED` of those are scored again exactly from the vectors, which
-the leg holds anyway for fusion's cosines. Measured at 1,000,000 passages (bench/dense_recall.py:
-vectors made from the archive's sentence vectors, real questions): 0.959 of the exact ten in
-9.2 ms (p99 15 ms), where the inverted file of whole vectors (IVF-flat) found 0.815 in 10.5 ms
-and 0.925 in 45 ms, and HNSW (M=32) less than either at every cost; exact search 41-87 ms.
+grouped around `2 * sqrt(n)` centroids, coded by their residual to it, a question reads the
+codes of the nearest quarter of the groups, and the best `RESCORED` of those are scored again
+exactly from the vectors, which the leg holds anyway for fusion's cosines. Measured at
+1,000,000 passages made from the archive's sentence vectors, real questions: 0.954 of the exact
+ten in 8.6 ms (bench/README.md), where the inverted file of whole vectors (IVF-flat) found 0.815
+in 10.5 ms and 0.925 in 45 ms, and HNSW (M=32) less than either at every cost; exact search
+41-87 ms.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import numpy as np
 
 # Share of the IVF groups a question reads, and how many of the codes' best are scored again
-# exactly. At 1M passages and 2,000 groups (bench/dense_recall.py): reading 256 groups found
-# 0.921 of the exact ten (5.9 ms), 500 0.959 (9.2 ms), 1,024 0.971 (11.2 ms); rescoring 1,000
-# instead of 2,000 lost about 0.02 at each; 4,000 groups found less at every cost.
+# exactly. At 1M passages and 2,000 groups, residual codes (bench/README.md): reading 300
+# groups found 0.919 of the exact ten (6.1 ms), 400 0.942 (7.3 ms), 500 0.954 (8.6 ms); with
+# codes of the vectors, rescoring 1,000 instead of 2,000 lost about 0.02 at each, and 4,000
+# groups found less at every cost.
 PROBED_SHARE = 0.25
 RESCORED = 2000
 # A filter admitting at most this many passages is searched exactly over them (about 5 ms).
@@ -43,7 +45,10 @@ def dense_index(vectors: np.ndarray, kind: str) -> Any:
     elif kind == "ivf":
         lists = max(1, int(2 * np.sqrt(n)))
         # Two dimensions a 4-bit code: 192 bytes a 384-dimensional vector, a quarter of fp16.
-        codes = f"PQ{dim // 2}x4fs" if dim % 2 == 0 else "Flat"
+        # The codes are of each vector's residual to its group's centroid (the "r"), which
+        # they render closer than the vector itself: at 1M passages 0.954 of the exact ten
+        # where codes of the vectors found 0.943, in the same 8.6 ms (bench/README.md).
+        codes = f"PQ{dim // 2}x4fsr" if dim % 2 == 0 else "Flat"
         index = faiss.index_factory(dim, f"IVF{lists},{codes}", faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(0).choice(
             n, size=min(n, lists * _TRAIN_PER_CENTROID), replace=False

@@ -212,10 +212,13 @@ class LexicalIndex:
         partial = self.scores_of(rare)
         if admitted is not None:
             partial[~admitted] = 0.0
-        found = int(np.count_nonzero(partial))
-        if found < n:  # too few texts hold a rare term: the common ones must find the rest
+        pool = top(partial, POOL * n)
+        # Counted among the best, not over every text: a pass over 1M scores cost 1.2 ms.
+        pool = np.sort(pool[partial[pool] > 0])
+        if len(pool) < n:  # too few texts hold a rare term: the common ones must find the rest
             return None
-        pool = np.sort(top(partial, min(POOL * n, found)))
+        # Read from the pool's own terms (about 2 ms at 1M passages): looking each text up in
+        # the common terms' postings by binary search took 7.7 ms, their misses in the cache.
         scores = self.scores_at(terms, pool)
         best = top(scores, min(n, len(pool)))
         return pool[best], scores[best]

@@ -5,7 +5,7 @@ once per article and spread to its passages by index, with no per-passage Python
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -13,6 +13,9 @@ import numpy as np
 from rag.documents import Passage
 from rag.places import PROVINCES, years_named
 from rag.search.question import Question
+
+# Region masks an ArticleTable keeps (ArticleTable._cached).
+_MASKS_KEPT = 64
 
 
 class ArticleFilter(Protocol):
@@ -60,6 +63,10 @@ class ArticleTable:
         # pass over every article, 15 ms at 100k articles), then looked up. Years are 1900-2099 only
         # (rag.places), so there are at most 200 of these.
         self._about_year: dict[int, np.ndarray] = {}
+        # Per set of regions, its articles' and its passages' masks, read-only: two gathers
+        # over a million articles cost 3.7 ms a question naming a province (bench/search_scale.py),
+        # and questions name few sets. Emptied when full rather than grown.
+        self._masks: dict[tuple[str, frozenset[str]], np.ndarray] = {}
         self.regions = np.array([a.region for a in self.first])
         # Regions as small integers: comparing a million articles' region strings to a name took
         # milliseconds a question (bench/search_scale.py), a gather of codes a tenth of that.
@@ -115,8 +122,10 @@ class ArticleTable:
     def about_places(self, question: Question) -> np.ndarray | None:
         """Per passage, whether its article is about a province the question names; None when
         no article is."""
-        about = self._about_places(question)
-        return None if about is None else about[self.of]
+        places = self.named_regions(question)
+        if not places:
+            return None
+        return self._cached("passages", places, lambda: self._in_regions(places)[self.of])
 
     def named_regions(self, question: Question) -> frozenset[str]:
         """The provinces the question names that are some article's region."""
@@ -128,13 +137,31 @@ class ArticleTable:
         return self._in_regions(places) if places else None
 
     def _in_regions(self, regions: Iterable[str]) -> np.ndarray:
-        """Per article, whether its region is one of `regions`."""
-        wanted = np.zeros(len(self._region_names), dtype=bool)
-        for region in regions:
-            at = int(np.searchsorted(self._region_names, region))
-            if at < len(self._region_names) and self._region_names[at] == region:
-                wanted[at] = True
-        return wanted[self._region_of]
+        """Per article, whether its region is one of `regions` (read-only)."""
+        regions = frozenset(regions)
+
+        def mask() -> np.ndarray:
+            wanted = np.zeros(len(self._region_names), dtype=bool)
+            for region in regions:
+                at = int(np.searchsorted(self._region_names, region))
+                if at < len(self._region_names) and self._region_names[at] == region:
+                    wanted[at] = True
+            return wanted[self._region_of]
+
+        return self._cached("articles", regions, mask)
+
+    def _cached(
+        self, kind: str, regions: frozenset[str], make: Callable[[], np.ndarray]
+    ) -> np.ndarray:
+        key = (kind, regions)
+        found = self._masks.get(key)
+        if found is None:
+            found = make()
+            found.flags.writeable = False
+            if len(self._masks) >= _MASKS_KEPT:
+                self._masks.clear()
+            self._masks[key] = found
+        return found
 
     def _articles_about(self, year: int) -> np.ndarray:
         if year not in self._about_year:

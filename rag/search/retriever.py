@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,11 @@ from rag.verdict.answerable import Verdict, judge, nothing_admitted, nothing_to_
 from rag.verdict.support import held_together, places_not_named, words_apart, years_not_stated
 from rag.verdict.topic import Glossary, words_not_found
 
+# Threads for the dense leg, shared by every retriever of the process: a search's dense and
+# lexical legs run at once (1M passages, one BLAS thread as served: p50 31 -> 22 ms,
+# bench/search_scale.py; with OpenBLAS's two threads spinning beside them, no gain). As many as
+# the searches the service runs at once, and a province's second dense search each.
+_LEGS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dense-leg")
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 # The settings' declared defaults (not the environment's values).
 _DEFAULTS: dict[str, Any] = {name: f.default for name, f in Settings.model_fields.items()}
@@ -258,11 +264,10 @@ class Retriever:
         """Each leg's best `candidates` passages (for English, the lexical leg's are shared
         between its searches), scored on every measure fusion mixes."""
         backend = self.backend
-        dense_ids, _ = backend.dense_top(vector, self.candidates, scope)
         per_search = max(1, self.candidates // len(question.searches))
-        found_by = [dense_ids] + [
-            backend.lexical_top(s, per_search, scope)[0] for s in question.searches
-        ]
+        # The dense searches run beside the lexical ones: FAISS (or the remote store) leaves
+        # the interpreter free while it reads its codes, and the lexical leg needs it.
+        dense = [_LEGS.submit(backend.dense_top, vector, self.candidates, scope)]
         # The passages of articles about the province the question names compete too: in a
         # national daily the article about 宁夏 may rank below 200 others by both legs and still
         # be the answer. (Those about a year it names do not: the articles of 1996 then crowded
@@ -275,7 +280,9 @@ class Retriever:
                 **_conditions(scope),
                 regions=tuple(sorted(self.articles.named_regions(question))),
             )
-            found_by.append(backend.dense_top(vector, per_search, within)[0])
+            dense.append(_LEGS.submit(backend.dense_top, vector, per_search, within))
+        found_by = [backend.lexical_top(s, per_search, scope)[0] for s in question.searches]
+        found_by += [leg.result()[0] for leg in dense]
         ids = np.unique(np.concatenate(found_by))
         rows, offsets, lengths = backend.sentence_rows(ids)
         passage_cos = backend.dense_cosines(vector, ids)
