@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -311,6 +312,29 @@ def test_region_masks_are_kept_read_only_and_stay_right_across_questions(retriev
         mask[0] = not mask[0]
     assert articles._in_regions(["四川", "北京"]).sum() > mask.sum()
     assert articles._in_regions(["四川"]) is mask
+
+
+def test_the_lexical_leg_runs_while_the_question_is_encoded(retriever, monkeypatch):
+    """The lexical leg needs no vector (rag.search.retriever): it is under way before the
+    encoder returns, and the answer is the one it gave before."""
+    question = "北京商业航天2028目标是什么"
+    before = [h.passage.passage_id for h in retriever.search(question, k=5)]
+    started = threading.Event()
+    lexical_top, encode = retriever.backend.lexical_top, retriever.embedder.encode_queries
+    under_way = []
+
+    def lexical(*args):
+        started.set()
+        return lexical_top(*args)
+
+    def encoding(texts):
+        under_way.append(started.wait(timeout=10))
+        return encode(texts)
+
+    monkeypatch.setattr(retriever.backend, "lexical_top", lexical)
+    monkeypatch.setattr(retriever.embedder, "encode_queries", encoding)
+    assert [h.passage.passage_id for h in retriever.search(question, k=5)] == before
+    assert under_way == [True]
 
 
 def test_filter_that_admits_nothing_returns_nothing(retriever):

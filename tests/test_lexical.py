@@ -49,6 +49,31 @@ def recombined(paragraphs: list[str]) -> list[str]:
     return ["。".join(rng.choice(sentences, size=rng.integers(1, 5))) for _ in range(3000)]
 
 
+@pytest.mark.parametrize("how", ["bigram", "jieba"])
+def test_scores_of_every_text_are_bm25s_own_sum(recombined: list[str], how: str) -> None:
+    """The postings summed by scipy's sparse kernel (LexicalIndex.scores_of) are the floats
+    bm25s's get_scores gives, for questions of the texts' own words, a term asked twice, and
+    terms no text holds beside ones many do."""
+    index = LexicalIndex(recombined, how)  # type: ignore[arg-type]
+    rng = np.random.default_rng(5)
+    questions = [
+        "北京商业航天2028目标是什么",
+        "氢能 氢能 走廊 氢能",
+        "的的的",
+        "光伏产业发展的情况",
+    ]
+    questions += [s[:16] for s in rng.choice(recombined, size=30)]
+    for question in questions:
+        terms = index.term_ids(question)
+        found = index.scores_of(terms)
+        assert found.dtype == np.float32 and found.shape == (len(recombined),)
+        if len(terms):
+            np.testing.assert_array_equal(found, index._bm25.get_scores(terms.tolist()))
+            assert found.any()
+        else:
+            assert not found.any()
+
+
 def test_candidates_scored_by_their_own_terms_equal_full_bm25(recombined: list[str]) -> None:
     """The reading by text (a gather of the asked terms' counts over the vocabulary) is BM25 over
     all texts, read at the rows, with a repeated term counted twice; the array of counts it uses

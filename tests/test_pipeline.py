@@ -4,6 +4,7 @@ that says what to do; with the fake embedder."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,11 +116,20 @@ def test_an_opened_retriever_leaves_blas_one_thread_and_batches_questions(projec
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from rag.model.batching import QueryBatcher
+    from rag.pipeline import SWITCH_INTERVAL
 
-    with threadpool_limits(limits=2, user_api="blas"):  # as numpy starts on two cores
-        retriever = _open(project, build_if_missing=True)
-        pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
-        assert pools and all(p["num_threads"] == 1 for p in pools)
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's own
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):  # as numpy starts on two cores
+            retriever = _open(project, build_if_missing=True)
+            pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
+            assert pools and all(p["num_threads"] == 1 for p in pools)
+        # The lexical leg's thread and the encoding one take turns at the interpreter often.
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        assert SWITCH_INTERVAL < 0.005
+    finally:
+        sys.setswitchinterval(before)
     assert isinstance(retriever.embedder, QueryBatcher)
     assert retriever.search("北京商业航天2028目标是什么", k=3)
     assert retriever.embedder.passes == 1  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +25,14 @@ from rag.verdict.answerable import Verdict, judge, nothing_admitted, nothing_to_
 from rag.verdict.support import held_together, places_not_named, words_apart, years_not_stated
 from rag.verdict.topic import Glossary, words_not_found
 
-# Threads for the dense leg, shared by every retriever of the process: a search's dense and
-# lexical legs run at once (1M passages, one BLAS thread as served: p50 31 -> 22 ms,
-# bench/search_scale.py; with OpenBLAS's two threads spinning beside them, no gain). As many as
-# the searches the service runs at once, and a province's second dense search each.
-_LEGS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dense-leg")
+# Threads for the lexical leg, shared by every retriever of the process: it needs no vector,
+# so it runs while the question is encoded and then beside the dense leg, which the encoder
+# and FAISS (or the remote store) leave the interpreter free for. Archive, served
+# (bench/throughput.py, with rag.pipeline's switch interval): one client 25.4 -> 23.4 ms p50,
+# 32 clients 46 -> 51 searches/s. 1M passages, one BLAS thread as served: p50 31 -> 22 ms with
+# the dense leg beside the lexical one (bench/search_scale.py; with OpenBLAS's two threads
+# spinning beside them, no gain). More than the cores: a search waits on its own leg only.
+_LEGS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lexical-leg")
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 # The settings' declared defaults (not the environment's values).
 _DEFAULTS: dict[str, Any] = {name: f.default for name, f in Settings.model_fields.items()}
@@ -229,8 +232,11 @@ class Retriever:
             # Any passage would come back "close" to "？？？": better none, and say why.
             nothing = nothing_to_search(question.text)
             return Answer((), False, nothing.message, 0.0, nothing.reason)
+        per_search = max(1, self.candidates // len(question.searches))
+        # The lexical leg needs no vector: it runs while the question is encoded.
+        lexical_tops = _LEGS.submit(self._lexical_tops, question, per_search, scope)
         vector = self.embedder.encode_queries([question.text])[0]
-        found = self._candidates(question, vector, scope)
+        found = self._candidates(question, vector, scope, lexical_tops)
         share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         if mode == "dense":
             dense = min_max(np.maximum(found.passage_cos, found.sentence_cos))
@@ -258,16 +264,24 @@ class Retriever:
             tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
         )
 
+    def _lexical_tops(
+        self, question: Question, per_search: int, scope: Scope | None
+    ) -> list[np.ndarray]:
+        """The lexical leg: each search's best `per_search` passages."""
+        return [self.backend.lexical_top(s, per_search, scope)[0] for s in question.searches]
+
     def _candidates(
-        self, question: Question, vector: np.ndarray, scope: Scope | None
+        self,
+        question: Question,
+        vector: np.ndarray,
+        scope: Scope | None,
+        lexical_tops: Future[list[np.ndarray]],
     ) -> Candidates:
-        """Each leg's best `candidates` passages (for English, the lexical leg's are shared
-        between its searches), scored on every measure fusion mixes."""
+        """The dense leg's best `candidates` passages with the lexical leg's (for English,
+        those are shared between its searches), scored on every measure fusion mixes."""
         backend = self.backend
         per_search = max(1, self.candidates // len(question.searches))
-        # The dense searches run beside the lexical ones: FAISS (or the remote store) leaves
-        # the interpreter free while it reads its codes, and the lexical leg needs it.
-        dense = [_LEGS.submit(backend.dense_top, vector, self.candidates, scope)]
+        found_by = [backend.dense_top(vector, self.candidates, scope)[0]]
         # The passages of articles about the province the question names compete too: in a
         # national daily the article about 宁夏 may rank below 200 others by both legs and still
         # be the answer. (Those about a year it names do not: the articles of 1996 then crowded
@@ -280,9 +294,8 @@ class Retriever:
                 **_conditions(scope),
                 regions=tuple(sorted(self.articles.named_regions(question))),
             )
-            dense.append(_LEGS.submit(backend.dense_top, vector, per_search, within))
-        found_by = [backend.lexical_top(s, per_search, scope)[0] for s in question.searches]
-        found_by += [leg.result()[0] for leg in dense]
+            found_by.append(backend.dense_top(vector, per_search, within)[0])
+        found_by += lexical_tops.result()
         ids = np.unique(np.concatenate(found_by))
         rows, offsets, lengths = backend.sentence_rows(ids)
         passage_cos = backend.dense_cosines(vector, ids)
