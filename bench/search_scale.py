@@ -46,6 +46,7 @@ from rag.index.dense import dense_index
 from rag.index.lexical import LEXICAL_DIR, LexicalIndex, save_lexical
 from rag.index.store import LoadedIndex, load_index
 from rag.model.embed import load_embedder
+from rag.pipeline import SWITCH_INTERVAL
 from rag.search.retriever import Filters, Retriever
 from rag.settings import Settings
 
@@ -200,9 +201,11 @@ def main() -> int:
             documents={},
         )
         retriever = Retriever(Precomputed(source.manifest["model_id"], 384, vectors), index)
-        # As the service runs (rag.pipeline): one BLAS thread. OpenBLAS's two spin after each
-        # product and take the core the other leg runs on (p50 32 against 22 ms at 1M).
+        # As the service runs (rag.pipeline): one BLAS thread, as OpenBLAS's two spin after
+        # each product and take the core the other leg runs on (p50 32 against 22 ms at 1M),
+        # and the legs' threads taking turns at the interpreter every 0.5 ms.
         threadpool_limits(limits=1, user_api="blas")
+        sys.setswitchinterval(SWITCH_INTERVAL)
         bytes_held = (
             passage_vectors.nbytes
             + sentences.nbytes

@@ -254,8 +254,9 @@ def open_retriever(
     # The lexical leg runs on a thread of its own while the question is encoded
     # (rag.search.retriever); at Python's 5 ms switch interval a thread waiting for the
     # interpreter (to tokenize the question, to start the encoder) waits out the other's
-    # turn. At 0.5 ms (archive, bench/throughput.py): one client 29.2 -> 23.4 ms p50, 32
-    # clients 52 -> 51 searches/s; without the leg beside the encoder it changed nothing.
+    # turn. Archive, side by side (bench/README.md): one client 29.2 ms p50 at 5 ms, 23.4 at
+    # 0.5 ms, 25.4 for the code before the leg moved; without the leg beside the encoder the
+    # interval changed nothing.
     sys.setswitchinterval(SWITCH_INTERVAL)
     if not isinstance(model, QueryBatcher):
         # The service answers on many threads: their questions share forward passes.
