@@ -66,3 +66,35 @@ def test_folder_without_marker_is_rebuilt(tmp_path, monkeypatch):
     assert (target / model_folder.COMPLETE_MARKER).is_file()
     model_folder.ensure_default_model(tmp_path)  # complete now: not rebuilt
     assert len(built) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "saturates"),
+    [
+        ("flags : fpu sse2 avx avx2 fma bmi2", True),  # AVX2 alone (an older EPYC or Xeon)
+        ("flags : fpu avx2 avx512f avx512bw", True),  # AVX-512 without VNNI
+        ("flags : fpu avx2 avx512f avx512_vnni", False),
+        ("flags : fpu avx2 avx_vnni", False),
+        ("flags : fpu avx2 avx512f amx_int8 amx_tile", False),
+        ("Features : fp asimd asimddp", False),  # ARM: no AVX2 kernels
+        ("", False),  # flags unknown
+    ],
+)
+def test_seven_bit_int8_weights_only_where_the_products_saturate(flags, saturates):
+    from rag.model.onnx_encoder import saturates_int8
+
+    assert saturates_int8(flags) is saturates
+
+
+def test_an_export_for_another_kind_of_cpu_is_not_reused(tmp_path, monkeypatch):
+    import json
+
+    from rag.model import onnx_encoder
+
+    (tmp_path / onnx_encoder.CONFIG).write_text(json.dumps({"seven_bit_weights": False}))
+    monkeypatch.setattr(onnx_encoder, "_cpu_flags", lambda: "flags : avx2 avx512_vnni")
+    assert onnx_encoder._made_for_this_cpu(tmp_path)
+    monkeypatch.setattr(onnx_encoder, "_cpu_flags", lambda: "flags : avx2")
+    assert not onnx_encoder._made_for_this_cpu(tmp_path)
+    (tmp_path / onnx_encoder.CONFIG).write_text("{not json")
+    assert not onnx_encoder._made_for_this_cpu(tmp_path)
