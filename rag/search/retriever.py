@@ -236,7 +236,7 @@ class Retriever:
         # The lexical leg needs no vector: it runs while the question is encoded.
         lexical_tops = _LEGS.submit(self._lexical_tops, question, per_search, scope)
         vector = self.embedder.encode_queries([question.text])[0]
-        found = self._candidates(question, vector, scope, lexical_tops)
+        found = self._candidates(question, vector, scope, per_search, lexical_tops)
         share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         if mode == "dense":
             dense = min_max(np.maximum(found.passage_cos, found.sentence_cos))
@@ -275,12 +275,13 @@ class Retriever:
         question: Question,
         vector: np.ndarray,
         scope: Scope | None,
+        per_search: int,
         lexical_tops: Future[list[np.ndarray]],
     ) -> Candidates:
         """The dense leg's best `candidates` passages with the lexical leg's (for English,
-        those are shared between its searches), scored on every measure fusion mixes."""
+        those are shared between its searches, `per_search` each), scored on every measure
+        fusion mixes."""
         backend = self.backend
-        per_search = max(1, self.candidates // len(question.searches))
         found_by = [backend.dense_top(vector, self.candidates, scope)[0]]
         # The passages of articles about the province the question names compete too: in a
         # national daily the article about 宁夏 may rank below 200 others by both legs and still
