@@ -91,6 +91,28 @@ def test_candidates_scored_by_their_own_terms_equal_full_bm25(recombined: list[s
     assert not index._asked.counts.any()
 
 
+def test_a_texts_score_is_one_float_by_either_reading_and_with_any_others(
+    recombined: list[str],
+) -> None:
+    """The candidates are scored in two parts (rag.search.candidates): a text's score must not
+    depend on the reading (postings or its own terms) nor on the texts scored with it. Compared
+    with ==, a term asked three times among them."""
+    index = LexicalIndex(recombined, "bigram")
+    rng = np.random.default_rng(13)
+    questions = ["北京商业航天2028目标是什么", "氢能 氢能 氢能 走廊", "光伏产业发展的情况"]
+    questions += [s[:12] for s in rng.choice(recombined, size=20)]
+    for question in questions:
+        terms = index.term_ids(question)
+        rows = np.sort(rng.choice(len(recombined), size=400, replace=False))
+        by_postings = index._scores_by_postings(terms, rows)
+        np.testing.assert_array_equal(index._scores_by_text(terms, rows), by_postings)
+        part = np.sort(rng.choice(len(rows), size=150, replace=False))
+        rest = np.setdiff1d(np.arange(len(rows)), part)
+        np.testing.assert_array_equal(index.scores_at(terms, rows[part]), by_postings[part])
+        np.testing.assert_array_equal(index.scores_at(terms, rows[rest]), by_postings[rest])
+        assert by_postings.any()
+
+
 @pytest.mark.parametrize("word", ["发展", "商业航天", "氢能走廊", "光", "不存在的词语"])
 def test_containing_is_the_texts_holding_every_pair(recombined: list[str], word: str) -> None:
     index = LexicalIndex(recombined, "bigram")
