@@ -17,7 +17,7 @@ the process's resident memory.
 Run (the archive index must exist, `RAG_INDEX_DIR=index-archive rag index corpus archive`):
     RAG_INDEX_DIR=index-archive .venv/bin/python bench/search_scale.py \\
         [--sizes 100000 1000000] [--kind auto|flat|ivf|hnsw] [--queries 100] [--profile] \\
-        [--keep DIR]
+        [--keep DIR] [--slowest N]
 
 `--keep DIR` keeps each size's BM25 indexes and FAISS index under DIR/<size>-<kind> and reuses
 them on the next run (the passages are drawn again from the same seed, and the BM25 indexes are
@@ -157,6 +157,9 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="then where a search's time goes (cProfile)"
     )
+    parser.add_argument(
+        "--slowest", type=int, default=0, help="print the N slowest questions and their times"
+    )
     parser.add_argument("--keep", type=Path, help="keep the built indexes here, reuse them")
     args = parser.parse_args()
     settings = Settings()
@@ -238,6 +241,10 @@ def main() -> int:
                 t = time.perf_counter()
                 retriever.answer(q, k=5, filters=filters)
                 timings.append((time.perf_counter() - t) * 1000)
+            if args.slowest:
+                slowest = sorted(zip(timings, questions, strict=True), reverse=True)
+                for ms, q in slowest[: args.slowest]:
+                    print(f"{size:>9} passages {label:14} {ms:6.1f} ms  {q}")
             timings.sort()
             p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
             print(

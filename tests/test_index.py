@@ -17,6 +17,7 @@ from rag.index.store import IndexUnusable, load_index
 from rag.ingest.chunk import body_sentences
 from rag.ingest.load import load_bulletins
 from rag.response import result_of
+from rag.search.candidates import joined, lexical_scores
 from rag.search.retriever import Filters, QueryError, Retriever
 from rag.settings import Settings
 from tests.conftest import BULLETIN, REPO, FakeEmbedder, shared_glossary
@@ -316,7 +317,8 @@ def test_region_masks_are_kept_read_only_and_stay_right_across_questions(retriev
 
 def test_the_lexical_leg_runs_while_the_question_is_encoded(retriever, monkeypatch):
     """The lexical leg needs no vector (rag.search.retriever): it is under way before the
-    encoder returns, and the answer is the one it gave before."""
+    encoder returns, its candidates are scored there, and the answer is the one it gave
+    before."""
     question = "北京商业航天2028目标是什么"
     before = [h.passage.passage_id for h in retriever.search(question, k=5)]
     started = threading.Event()
@@ -331,10 +333,44 @@ def test_the_lexical_leg_runs_while_the_question_is_encoded(retriever, monkeypat
         under_way.append(started.wait(timeout=10))
         return encode(texts)
 
+    scored_on = []
+    lexical_scores = retriever.backend.lexical_scores
+
+    def scores(search, ids):
+        scored_on.append((threading.current_thread().name.startswith("search-leg"), len(ids)))
+        return lexical_scores(search, ids)
+
     monkeypatch.setattr(retriever.backend, "lexical_top", lexical)
     monkeypatch.setattr(retriever.embedder, "encode_queries", encoding)
+    monkeypatch.setattr(retriever.backend, "lexical_scores", scores)
     assert [h.passage.passage_id for h in retriever.search(question, k=5)] == before
     assert under_way == [True]
+    # The leg's own candidates were scored for fusion on its thread, beside the encoder.
+    assert scored_on and scored_on[0][0] and scored_on[0][1] > 0
+
+
+@pytest.mark.parametrize("question", ["北京商业航天2028目标是什么", "hydrogen energy corridor"])
+def test_candidates_scored_in_two_parts_are_scored_as_one(retriever, question):
+    """The lexical leg's candidates are scored on its thread, the dense leg's others after
+    (rag.search.candidates): joined, the parts are the whole union's scores, to the bit."""
+    backend = retriever.backend
+    searches = retriever.parse(question).searches
+    rng = np.random.default_rng(3)
+    ids = np.sort(rng.choice(len(backend.passages), size=30, replace=False))
+    whole = lexical_scores(backend, searches, ids)
+    assert len(whole.passages) == len(searches) and any(p.any() for p in whole.passages)
+    for _ in range(5):
+        early = np.sort(rng.choice(ids, size=int(rng.integers(0, len(ids))), replace=False))
+        late = np.setdiff1d(ids, early)
+        both = joined(
+            lexical_scores(backend, searches, early), lexical_scores(backend, searches, late)
+        )
+        np.testing.assert_array_equal(both.ids, ids)
+        np.testing.assert_array_equal(both.rows, backend.sentence_rows(ids)[0])
+        for got, want in zip(
+            both.passages + both.sentences, whole.passages + whole.sentences, strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_filter_that_admits_nothing_returns_nothing(retriever):

@@ -17,6 +17,14 @@ from rag.mode import Mode
 from rag.model.embed import Embedder
 from rag.script import ScriptReader, script_of
 from rag.search.articles import ArticleTable
+from rag.search.candidates import (
+    Candidates,
+    LexicalScores,
+    best_per,
+    joined,
+    lexical_scores,
+    min_max,
+)
 from rag.search.duplicates import fold
 from rag.search.highlight import answering_span
 from rag.search.question import QueryError, Question, parse
@@ -25,14 +33,15 @@ from rag.verdict.answerable import Verdict, judge, nothing_admitted, nothing_to_
 from rag.verdict.support import held_together, places_not_named, words_apart, years_not_stated
 from rag.verdict.topic import Glossary, words_not_found
 
-# Threads for the lexical leg, shared by every retriever of the process: it needs no vector,
-# so it runs while the question is encoded and then beside the dense leg, which the encoder
-# and FAISS (or the remote store) leave the interpreter free for. Archive, served
+# Threads for the legs, shared by every retriever of the process. The lexical leg needs no
+# vector, so it runs while the question is encoded and then beside the dense leg, which the
+# encoder and FAISS (or the remote store) leave the interpreter free for; it scores its own
+# candidates for fusion there too (rag.search.candidates). Archive, served
 # (bench/throughput.py, with rag.pipeline's switch interval): one client 25.4 -> 23.4 ms p50,
 # 32 clients 46 -> 51 searches/s. 1M passages, one BLAS thread as served: p50 31 -> 22 ms with
 # the dense leg beside the lexical one (bench/search_scale.py; with OpenBLAS's two threads
-# spinning beside them, no gain). More than the cores: a search waits on its own leg only.
-_LEGS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lexical-leg")
+# spinning beside them, no gain). More than the cores: a search waits on its own legs only.
+_LEGS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="search-leg")
 FILTER_FIELDS = ("doc_id", "article", "region", "date_from", "date_to")
 # The settings' declared defaults (not the environment's values).
 _DEFAULTS: dict[str, Any] = {name: f.default for name, f in Settings.model_fields.items()}
@@ -99,31 +108,6 @@ LARGE_INDEX = 5000
 # How far past the k-th result copies of a result are looked for and folded into it; a copy
 # ranked lower than this is not listed in `duplicates`.
 FOLD_WINDOW = 50
-
-
-def min_max(scores: np.ndarray) -> np.ndarray:
-    """Scale scores to [0, 1] over the candidates so the two legs can be mixed."""
-    if not len(scores):
-        return scores
-    lo, hi = scores.min(), scores.max()
-    return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """The union of both legs' candidates, with every score fusion needs, aligned by row."""
-
-    ids: np.ndarray  # passage indices, ascending
-    passage_cos: np.ndarray
-    sentence_cos: np.ndarray  # each passage's best sentence (its own cosine without sentences)
-    lexical: np.ndarray  # BM25 fused over passages and sentences, each scaled over the candidates
-    # Sentence rows of the candidates, run together: the candidate in row j has the rows
-    # rows[offsets[j] : offsets[j] + lengths[j]], scored sentence_scores / sentence_bm25.
-    rows: np.ndarray
-    offsets: np.ndarray
-    lengths: np.ndarray
-    sentence_scores: np.ndarray
-    sentence_bm25: np.ndarray
 
 
 class Retriever:
@@ -234,9 +218,9 @@ class Retriever:
             return Answer((), False, nothing.message, 0.0, nothing.reason)
         per_search = max(1, self.candidates // len(question.searches))
         # The lexical leg needs no vector: it runs while the question is encoded.
-        lexical_tops = _LEGS.submit(self._lexical_tops, question, per_search, scope)
+        lexical_leg = _LEGS.submit(self._lexical_leg, question, per_search, scope)
         vector = self.embedder.encode_queries([question.text])[0]
-        found = self._candidates(question, vector, scope, per_search, lexical_tops)
+        found = self._candidates(question, vector, scope, per_search, lexical_leg)
         share = {"dense": 1.0, "lexical": 0.0}.get(mode, self.dense_weight)
         if mode == "dense":
             dense = min_max(np.maximum(found.passage_cos, found.sentence_cos))
@@ -264,11 +248,15 @@ class Retriever:
             tuple(hits), verdict.answerable, verdict.message, best_similarity, verdict.reason
         )
 
-    def _lexical_tops(
+    def _lexical_leg(
         self, question: Question, per_search: int, scope: Scope | None
-    ) -> list[np.ndarray]:
-        """The lexical leg: each search's best `per_search` passages."""
-        return [self.backend.lexical_top(s, per_search, scope)[0] for s in question.searches]
+    ) -> tuple[list[np.ndarray], LexicalScores]:
+        """The lexical leg: each search's best `per_search` passages, and the BM25 of them all
+        and of their sentences for fusion, scored here while the dense leg runs (1M passages:
+        about half the candidates' BM25 off the search's path, bench/README.md)."""
+        tops = [self.backend.lexical_top(s, per_search, scope)[0] for s in question.searches]
+        found = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
+        return tops, lexical_scores(self.backend, question.searches, found)
 
     def _candidates(
         self,
@@ -276,34 +264,41 @@ class Retriever:
         vector: np.ndarray,
         scope: Scope | None,
         per_search: int,
-        lexical_tops: Future[list[np.ndarray]],
+        lexical_leg: Future[tuple[list[np.ndarray], LexicalScores]],
     ) -> Candidates:
         """The dense leg's best `candidates` passages with the lexical leg's (for English,
         those are shared between its searches, `per_search` each), scored on every measure
         fusion mixes."""
         backend = self.backend
-        found_by = [backend.dense_top(vector, self.candidates, scope)[0]]
         # The passages of articles about the province the question names compete too: in a
         # national daily the article about 宁夏 may rank below 200 others by both legs and still
         # be the answer. (Those about a year it names do not: the articles of 1996 then crowded
         # in passages that name 1996 without answering, and near misses were no longer told.)
+        # Searched on a leg's thread beside the dense leg: at 1M passages a province's 50,000
+        # cost as much as the whole leg.
         favoured = self.articles.about_places(question)
+        within: Future[tuple[np.ndarray, np.ndarray]] | None = None
         if favoured is not None and self.preference > 0:
             mask = None if scope is None else scope.mask
-            within = Scope(
-                favoured if mask is None else favoured & mask,
-                **_conditions(scope),
-                regions=tuple(sorted(self.articles.named_regions(question))),
+            regions = tuple(sorted(self.articles.named_regions(question)))
+            scoped = Scope(
+                favoured if mask is None else favoured & mask, **_conditions(scope), regions=regions
             )
-            found_by.append(backend.dense_top(vector, per_search, within)[0])
-        found_by += lexical_tops.result()
-        ids = np.unique(np.concatenate(found_by))
+            within = _LEGS.submit(backend.dense_top, vector, per_search, scoped)
+        found_by = [backend.dense_top(vector, self.candidates, scope)[0]]
+        if within is not None:
+            found_by.append(within.result()[0])
+        tops, early = lexical_leg.result()
+        ids = np.unique(np.concatenate(found_by + tops))
+        # What the dense leg alone found is scored by BM25 now; the rest was on the leg's thread.
+        late = ids[~np.isin(ids, early.ids, assume_unique=True)]
+        bm25 = joined(early, lexical_scores(backend, question.searches, late))
         rows, offsets, lengths = backend.sentence_rows(ids)
         passage_cos = backend.dense_cosines(vector, ids)
         sentence_scores = backend.sentence_cosines(vector, rows)
         # A passage without sentences (a head alone) takes the lowest passage cosine here:
         # its sentences add nothing to it.
-        sentence_cos = _best_per(
+        sentence_cos = best_per(
             sentence_scores, offsets, lengths, fallback=np.full(len(ids), passage_cos.min())
         )
         # Each search (for English: the question's own words and numbers, then its words'
@@ -311,11 +306,9 @@ class Retriever:
         # the highlight weighs each sentence by all of them.
         lexical = np.zeros(len(ids), dtype=np.float32)
         sentence_bm25 = np.zeros(len(rows), dtype=np.float32)
-        for search in question.searches:
-            passage_bm25 = backend.lexical_scores(search, ids)
-            found = backend.sentence_lexical_scores(search, rows)
+        for passage_bm25, found in zip(bm25.passages, bm25.sentences, strict=True):
             sentence_bm25 += found
-            best = _best_per(found, offsets, lengths, fallback=np.zeros(len(ids), np.float32))
+            best = best_per(found, offsets, lengths, fallback=np.zeros(len(ids), np.float32))
             lexical += (min_max(passage_bm25) + min_max(best)) / (2 * len(question.searches))
         return Candidates(
             ids, passage_cos, sentence_cos, lexical, rows, offsets, lengths,
@@ -396,18 +389,6 @@ def _scope(filters: Filters, mask: np.ndarray) -> Scope:
 def _conditions(scope: Scope | None) -> dict[str, Any]:
     """The metadata conditions of `scope` (none when there is no scope), without its mask."""
     return {name: None if scope is None else getattr(scope, name) for name in FILTER_FIELDS}
-
-
-def _best_per(
-    scores: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, *, fallback: np.ndarray
-) -> np.ndarray:
-    """Each group's best score (groups of `lengths` rows from `offsets`); `fallback` for an
-    empty group."""
-    best = np.array(fallback, dtype=np.float32, copy=True)
-    has = lengths > 0
-    if has.any():
-        best[has] = np.maximum.reduceat(scores, offsets[has])
-    return best
 
 
 def citation_line(p: Passage) -> str:
