@@ -74,15 +74,23 @@ def test_scores_of_every_text_are_bm25s_own_sum(recombined: list[str], how: str)
             assert not found.any()
 
 
+def _questions(texts: list[str], rng: np.random.Generator, repeating: str) -> list[str]:
+    """Two questions of the bulletin, one repeating a term, and 20 openings of the texts."""
+    return [
+        "北京商业航天2028目标是什么",
+        repeating,
+        "光伏产业发展的情况",
+        *(t[:12] for t in rng.choice(texts, size=20)),
+    ]
+
+
 def test_candidates_scored_by_their_own_terms_equal_full_bm25(recombined: list[str]) -> None:
     """The reading by text (a gather of the asked terms' counts over the vocabulary) is BM25 over
     all texts, read at the rows, with a repeated term counted twice; the array of counts it uses
     is left zero for the next search."""
     index = LexicalIndex(recombined, "bigram")
     rng = np.random.default_rng(11)
-    questions = ["北京商业航天2028目标是什么", "氢能 氢能 走廊", "光伏产业发展的情况"]
-    questions += [s[:12] for s in rng.choice(recombined, size=20)]
-    for question in questions:
+    for question in _questions(recombined, rng, "氢能 氢能 走廊"):
         terms = index.term_ids(question)
         rows = np.sort(rng.choice(len(recombined), size=300, replace=False))
         np.testing.assert_allclose(
@@ -99,9 +107,7 @@ def test_a_texts_score_is_one_float_by_either_reading_and_with_any_others(
     with ==, a term asked three times among them."""
     index = LexicalIndex(recombined, "bigram")
     rng = np.random.default_rng(13)
-    questions = ["北京商业航天2028目标是什么", "氢能 氢能 氢能 走廊", "光伏产业发展的情况"]
-    questions += [s[:12] for s in rng.choice(recombined, size=20)]
-    for question in questions:
+    for question in _questions(recombined, rng, "氢能 氢能 氢能 走廊"):
         terms = index.term_ids(question)
         rows = np.sort(rng.choice(len(recombined), size=400, replace=False))
         by_postings = index._scores_by_postings(terms, rows)
