@@ -45,17 +45,17 @@ class Settings(BaseSettings):
     )
     encoder: Literal["onnx", "onnx-int8", "torch"] = Field(
         "onnx",
-        description="onnx: ONNX Runtime, fp32 arithmetic, exported once from the model "
-        "(rag.model.onnx_encoder); onnx-int8: int8 matrix products too, faster, a little less "
-        "exact; "
-        "torch: the model as sentence-transformers runs it",
+        description="how questions are encoded. onnx: ONNX Runtime, fp32 arithmetic, exported "
+        "once from the model (rag.model.onnx_encoder); onnx-int8: two thirds of the matrix "
+        "products in int8 after smoothing their inputs (rag.model.smoothing), a question in 0.7 "
+        "of fp32's time at a cosine of 0.9998, a question or so apart on the eval sets "
+        "(eval/README.md); torch: the model as sentence-transformers runs it (passages too)",
     )
     passage_encoder: Literal["onnx", "onnx-int8"] | None = Field(
         None,
-        description="the ONNX graph that embeds passages and sentences when indexing, where "
-        "questions keep RAG_ENCODER's: onnx-int8 indexes 1.7x faster (the archive in 284 s "
-        "against 478), a question or so lower on the eval sets (eval/README.md); unset: "
-        "RAG_ENCODER's; changing it re-embeds the index",
+        description="the ONNX graph that embeds passages and sentences when indexing: unset, "
+        "onnx (fp32), whichever graph questions use; onnx-int8 indexes faster, and moves the "
+        "eval sets a little more (eval/README.md); changing it re-embeds the index",
     )
 
     # --- ingestion ---

@@ -82,7 +82,7 @@ def test_an_export_without_pieces_tokenizes_with_tokenizers(tmp_path: Path) -> N
     from rag.model.embed import load_embedder
     from rag.model.onnx_encoder import OnnxEmbedder
 
-    served = load_embedder(Settings())
+    served = load_embedder(Settings(encoder="onnx"))  # fp32 questions, as `plain` asks them
     export = served._folder  # type: ignore[union-attr]
     bare = tmp_path / "export"
     bare.mkdir()

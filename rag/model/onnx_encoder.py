@@ -3,15 +3,17 @@
 Two graphs are exported once, offline, from the same sentence-transformers folder torch loads
 (`torch.onnx.export`, onnxruntime's fused transformer kernels, then its dynamic quantisation,
 per channel: per-tensor scales lost a point of cosine), and saved together:
-- `model.onnx` (RAG_ENCODER=onnx): fp32 arithmetic; only the word-embedding table (250k rows,
-  two thirds of the weights) is stored as int8, a lookup whose rounding no eval set notices
-  (figures identical to torch's on the page sets). 180 MB where fp32 is 470 MB. The table is
-  then taken out of both graphs into a file of its own, read row by row (rag.model.word_table):
-  the session held it all in memory.
-- `model-int8.onnx` (RAG_ENCODER=onnx-int8, RAG_PASSAGE_ENCODER=onnx-int8): the matrix
-  products in int8 as well, but for the few whose inputs carry outliers (rag.model.outliers).
-  1.76x fp32's speed on archive passages, a cosine of 0.999 to fp32 on average, but each eval
-  set it was tried on moved by a question, so it is not the default (eval/README.md).
+- `model.onnx` (RAG_ENCODER=onnx, and the passages' graph unless RAG_PASSAGE_ENCODER says
+  otherwise): fp32 arithmetic; only the word-embedding table (250k rows, two thirds of the
+  weights) is stored as int8, a lookup whose rounding no eval set notices (figures identical to
+  torch's on the page sets). 180 MB where fp32 is 470 MB. The table is then taken out of both
+  graphs into a file of its own, read row by row (rag.model.word_table): the session held it
+  all in memory.
+- `model-int8.onnx` (RAG_ENCODER=onnx-int8, RAG_PASSAGE_ENCODER=onnx-int8): two thirds of the
+  matrix products in int8, their inputs smoothed first, the feed-forward outputs fp32
+  (rag.model.smoothing). A cosine of 0.9998 to fp32, a question in 0.7 of fp32's time; its
+  questions leave each eval set where fp32's did but for a near tie or two, so it is not the
+  default (eval/README.md).
 Serving needs neither torch nor transformers: the tokenizer is the folder's `tokenizer.json`,
 run by SentencePiece (rag.model.pieces: 64 MB resident where the `tokenizers` library took 266);
 `tokenizers` is read only for the character offsets of pooled sentence vectors.
@@ -35,14 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from rag.model.outliers import graph_nodes, outlier_products
 from rag.model.pieces import Pieces, has_pieces, write_pieces
+from rag.model.smoothing import ALPHA, Plan, calibration_texts, channel_peaks, plan, smooth
 from rag.model.word_table import FILE as TABLE_FILE
 from rag.model.word_table import Split, WordTable, WordTableError, split_graph
 
 # Bumped when the export changes (graph, quantisation, the files written), so an old export is
 # made again rather than trusted.
-EXPORT_FORMAT = 6
+EXPORT_FORMAT = 7
 # The graph of each encoder (see above).
 GRAPHS = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
 CONFIG = "encoder.json"  # written last: an export folder without it is incomplete
@@ -128,10 +130,6 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
         sample = st.tokenizer(
             ["query: 北京", "passage: 北京商业航天"], padding=True, return_tensors="pt"
         )
-        # Measured before the export: taken after it, the same measure put a fourth product of
-        # the default model above the line (layer 1's), for a reason not found. The three
-        # found here are the ones whose graph the eval was run on (eval/README.md).
-        outliers = outlier_products(transformer, st.tokenizer)
         fp32 = staging / "fp32.onnx"
         with torch.no_grad():
             torch.onnx.export(
@@ -150,15 +148,15 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
                 dynamo=False,
             )
         _fuse(fp32, transformer.config)  # type: ignore[union-attr]
-        matmuls = {n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "MatMul"}
-        kept = graph_nodes(outliers, matmuls, "/transformer")
+        smoothed = staging / "smoothed.onnx"
+        products = _smoothed(fp32, smoothed, st)
         splits = []
-        for graph, ops, exclude in (
-            ("onnx", ["Gather"], []),
-            ("onnx-int8", ["Gather", "MatMul", "Attention"], kept),
+        for graph, source, ops, exclude in (
+            ("onnx", fp32, ["Gather"], []),
+            ("onnx-int8", smoothed, ["Gather", "MatMul", "Attention"], list(products.kept)),
         ):
             quantize_dynamic(
-                str(fp32),
+                str(source),
                 str(staging / GRAPHS[graph]),
                 weight_type=QuantType.QInt8,
                 per_channel=True,
@@ -175,6 +173,7 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
         if splits[0] != splits[1]:  # one table file serves both graphs
             raise EncoderUnsupported(f"the two graphs quantised the word table apart: {splits}")
         fp32.unlink()
+        smoothed.unlink()
         # A model whose lookup is named or quantised otherwise keeps its table in the graph.
         table = splits[0].config() if splits[0] is not None else None
         st.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
@@ -188,8 +187,10 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
             "prompts": dict(st.prompts),
             "pad_id": st.tokenizer.pad_token_id or 0,
             "word_table": table,
-            # The int8 graph's products left fp32 (rag.model.outliers).
-            "fp32_products": kept,
+            # The int8 graph's products, smoothed then int8 or left fp32 (rag.model.smoothing).
+            "smoothed_products": list(products.smoothed),
+            "smoothing_alpha": ALPHA,
+            "fp32_products": list(products.kept),
             # The int8 graph's weights in seven bits, for a CPU whose int8 products saturate.
             "seven_bit_weights": seven_bit,
         }
@@ -199,6 +200,26 @@ def export(model: str, out: Path, *, show_progress: bool = False) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _smoothed(fp32: Path, out: Path, st: Any) -> Plan:
+    """Write to `out` the graph at `fp32` with the inputs of its layer-norm-fed products
+    smoothed (rag.model.smoothing), their channels' ranges measured over the bundled page as
+    `st` (the SentenceTransformer exported) tokenizes it; return how its products are split."""
+    import onnx
+
+    model = onnx.load(str(fp32))
+    products = plan(model)
+    inputs = {n.name: n.input[0] for n in model.graph.node}
+    tensors = sorted({inputs[name] for name in products.smoothed})
+    feeds = []
+    for text in calibration_texts(dict(st.prompts)):
+        ids = st.tokenizer([text], truncation=True, max_length=st.max_seq_length or 512)
+        row = np.array(ids["input_ids"], dtype=np.int64)
+        feeds.append({"input_ids": row, "attention_mask": np.ones_like(row)})
+    smooth(model, products.smoothed, channel_peaks(model, tensors, feeds))
+    onnx.save(model, str(out))
+    return products
 
 
 def _fuse(path: Path, config: Any) -> None:
@@ -310,13 +331,15 @@ class OnnxEmbedder:
         batch_size: int = 32,
     ) -> None:
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-        passage_encoder = passage_encoder or encoder
+        # Passages fp32 unless asked otherwise: an index is built once and read for years, and
+        # its questions' graph can change without re-embedding it.
+        passage_encoder = passage_encoder or "onnx"
         for graph in (encoder, passage_encoder):
             if graph not in GRAPHS:
                 raise EncoderUnsupported(f"no ONNX graph {graph!r}; there are {sorted(GRAPHS)}")
         # The vectors differ a little from torch fp32's: an index knows which produced them.
         # Its passages' are what it holds; questions encoded by the other graph of the same
-        # weights fall within a cosine of 0.999 of them and can search it.
+        # weights fall within a cosine of 0.9998 of them and can search it.
         self.model_id = f"{model_id}@{passage_encoder}"
         self.encoder, self.passage_encoder = encoder, passage_encoder
         self.dim = int(config["dim"])
