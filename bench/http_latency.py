@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -31,6 +31,7 @@ from rag.model.embed import load_embedder
 from rag.settings import Settings
 
 QUERY = "北京商业航天2028目标是什么"
+SERVE = ("-m", "rag.cli", "serve")  # the service, as `python` runs it
 
 
 def free_port() -> int:
@@ -51,11 +52,12 @@ class Service:
 
 
 @contextlib.contextmanager
-def running_service() -> Iterator[Service]:
-    """`rag serve` on a free local port with this process's settings, once it is ready."""
+def running_service(command: Sequence[str] = SERVE) -> Iterator[Service]:
+    """`rag serve` (or another `python` command that takes `--port`) on a free local port with
+    this process's settings, once it is ready."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+        [sys.executable, *command, "--port", str(port)],
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -29,11 +29,12 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from pathlib import Path
 
 import httpx
 
 # bench/ scripts run as files, so their folder is on the path.
-from http_latency import percentile, running_service
+from http_latency import SERVE, percentile, running_service
 
 
 async def _load(base: str, queries: list[str], clients: int, seconds: float) -> dict[str, float]:
@@ -139,14 +140,25 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--load", choices=["httpx", "wrk"], default="httpx")
+    parser.add_argument(
+        "--without-encoder",
+        action="store_true",
+        help="serve with each question's vector kept after its first encoding "
+        "(bench/recorded_service.py): what a search costs besides the encoder",
+    )
     args = parser.parse_args()
     if args.load == "wrk" and shutil.which("wrk") is None:
         raise SystemExit("--load wrk needs wrk on the PATH: apt-get install wrk")
     load = _wrk if args.load == "wrk" else (lambda *a: asyncio.run(_load(*a)))
     with open(args.questions, encoding="utf-8") as rows:
         queries = [json.loads(line)["question"] for line in rows if line.strip()]
-    with running_service() as service:
+    recorded = (str(Path(__file__).with_name("recorded_service.py")),)
+    with running_service(recorded if args.without_encoder else SERVE) as service:
         asyncio.run(_load(service.base, queries, 4, 3.0))  # warm-up: first requests pay imports
+        if args.without_encoder:  # each question once, so that none is encoded under load
+            with httpx.Client(base_url=service.base, timeout=60) as client:
+                for q in queries:
+                    client.get("/v1/search", params={"q": q, "top_k": 5}).raise_for_status()
         results = []
         for n in args.clients:
             # The server's CPU over the load, in cores: 2.0 on this machine is every core busy,
@@ -157,7 +169,8 @@ def main() -> None:
                 time.perf_counter() - started
             )
         memory = _memory_mb(service.pid)
-    print(f"command: {' '.join(sys.argv)} (clients: {args.load})")
+    encoder = "none: vectors kept from a first pass" if args.without_encoder else "the service's"
+    print(f"command: {' '.join(sys.argv)} (clients: {args.load}; question encoder: {encoder})")
     print(f"server resident memory: {memory['VmRSS']:.0f} MB now, {memory['VmHWM']:.0f} MB at peak")
     for r in results:
         print(
