@@ -2,8 +2,9 @@
 need, beside the rate this machine's best fp32 matrix product reaches, and the encoders' own.
 
 A build embeds every passage (led by its headline and section) and every sentence, each as the
-model sees it (its tokens, with the prompt, truncated at 512), in batches of like lengths, as
-`rag index` does; a question is encoded alone. Each text costs, per layer, 2 x tokens x (4 d^2 +
+model sees it (its tokens, with the prompt, truncated at 512), in batches cut from all of them
+sorted by length: the least padding, so no more than `rag index` pads (it sorts within its cache
+batches of 1,024); a question is encoded alone. Each text costs, per layer, 2 x tokens x (4 d^2 +
 2 d f) operations in its linear products and 4 x tokens^2 x d in its attention (a multiply-add
 counts as two), padding included. The floor is that count over the best rate numpy's float32
 product (OpenBLAS, every core) reaches on the model's own shapes: an fp32 encoder under it would
